@@ -1,0 +1,147 @@
+"""TorchServe handler for BERT named-entity recognition.
+
+A thin adapter: it unwraps TorchServe's request items, owns the tokenizer, the model and the device, and calls
+the pure core in ``nerserve`` for parsing, windowing, batching and decoding. TorchServe loads a handler module
+only if it defines exactly one class, so everything else lives in ``nerserve``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from ts.torch_handler.base_handler import BaseHandler
+
+from model import BertTokenClassifier
+from nerserve.batch import PreparedBatch, build_responses, prepare_batch, window_logits
+from nerserve.requests import RequestError, parse_request
+from nerserve.settings import HandlerSettings
+from nerserve.tokenization import encode_batch, load_tokenizer
+
+logger = logging.getLogger(__name__)
+
+WARMUP_TEXT = "Warm-up sentence one, in Paris."
+
+
+class NerHandler(BaseHandler):
+    """BERT token classification with long-text windows, dynamic batches and per-request errors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.settings = HandlerSettings()
+        self.tokenizer = None
+        self.id2label: dict[int, str] = {}
+
+    def initialize(self, context) -> None:
+        properties = context.system_properties
+        model_dir = Path(properties["model_dir"])
+        yaml_config = getattr(context, "model_yaml_config", None) or {}
+        settings = HandlerSettings.from_mapping(yaml_config.get("handler"))
+
+        gpu_id = properties.get("gpu_id")
+        if gpu_id is not None and torch.cuda.is_available():
+            self.device = torch.device(f"cuda:{gpu_id}")
+        else:
+            self.device = torch.device("cpu")
+
+        model = BertTokenClassifier.from_checkpoint(model_dir)
+        self.settings = settings.with_model_limit(model.config.max_position_embeddings)
+        self.tokenizer = load_tokenizer(model_dir, self.settings.max_length)
+        vocab_size = self.tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=True)
+        if vocab_size > model.config.vocab_size:
+            raise ValueError(
+                f"tokenizer in {model_dir.name} has {vocab_size} tokens but the model config's vocab_size is "
+                f"{model.config.vocab_size} (embedding rows): tokenizer and weights do not belong together"
+            )
+        self.model = model.to(self.device).eval()
+        self.id2label = dict(model.id2label)
+        self.initialized = True
+        self._warm_up()
+        logger.info(
+            "NER model ready on %s: %d labels, windows of %d word pieces (overlap %d), %d padded tokens per forward",
+            self.device, len(self.id2label), self.settings.max_length, self.settings.window_overlap,
+            self.settings.tokens_per_forward,
+        )
+
+    def _warm_up(self) -> None:
+        """One pass before the first request, so its latency does not include lazy initialisation."""
+        batch = self.prepare([{"body": {"text": WARMUP_TEXT}}], content_types=[None])
+        self.postprocess(self.inference(batch))
+
+    # --- TorchServe stages -------------------------------------------------------------------------------------
+
+    def preprocess(self, data: list[dict[str, Any]]) -> PreparedBatch:
+        return self.prepare(data, [self._content_type(i) for i in range(len(data))])
+
+    def prepare(self, data: list[dict[str, Any]], content_types: list[str | None]) -> PreparedBatch:
+        parsed: list[Any] = []
+        for item, content_type in zip(data, content_types):
+            try:
+                parsed.append(parse_request(item, content_type, self.settings))
+            except RequestError as error:
+                parsed.append(error)
+        texts = [item.text for item in parsed if not isinstance(item, RequestError)]
+        pieces = encode_batch(self.tokenizer, texts)
+        tokenizer = self.tokenizer
+        return prepare_batch(
+            parsed, pieces, self.settings, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
+        )
+
+    def inference(self, batch: PreparedBatch, *args, **kwargs) -> tuple[PreparedBatch, list[np.ndarray]]:
+        """The forward passes only: one per length-sorted sub-batch, logits back as float32 arrays."""
+        outputs = []
+        with torch.inference_mode():
+            for forward in batch.passes:
+                input_ids = torch.from_numpy(forward.input_ids).to(self.device, non_blocking=True)
+                mask = torch.from_numpy(forward.attention_mask).to(self.device, non_blocking=True)
+                logits = self.model(input_ids=input_ids, attention_mask=mask)
+                outputs.append(logits.float().cpu().numpy())
+        return batch, outputs
+
+    def postprocess(self, data: tuple[PreparedBatch, list[np.ndarray]]) -> list[dict[str, Any]]:
+        batch, pass_logits = data
+        responses = build_responses(batch, window_logits(batch, pass_logits), self.id2label)
+        for index, error in batch.errors.items():
+            self._set_status(index, error)
+        return responses
+
+    # --- TorchServe context helpers ----------------------------------------------------------------------------
+
+    def _content_type(self, index: int) -> str | None:
+        context = getattr(self, "context", None)
+        if context is None or getattr(context, "request_processor", None) is None:
+            return None
+        headers = context.get_all_request_header(index) or {}
+        for key, value in headers.items():
+            if key.lower() == "content-type":
+                return value
+        return None
+
+    def _set_status(self, index: int, error: RequestError) -> None:
+        context = getattr(self, "context", None)
+        if context is not None:
+            context.set_response_status(code=error.status, phrase=error.message, idx=index)
+
+    def handle(self, data, context):
+        """BaseHandler's template (preprocess -> inference -> postprocess) plus per-stage timings."""
+        self.context = context
+        started = time.perf_counter()
+        batch = self.preprocess(data)
+        prepared = time.perf_counter()
+        output = self.inference(batch)
+        inferred = time.perf_counter()
+        responses = self.postprocess(output)
+        done = time.perf_counter()
+        metrics = getattr(context, "metrics", None)
+        if metrics is not None:
+            metrics.add_time("HandlerTime", round((done - started) * 1000, 2), None, "ms")
+        logger.debug(
+            "batch of %d: %d windows in %d passes; preprocess %.1f ms, inference %.1f ms, postprocess %.1f ms",
+            batch.size, len(batch.windows), len(batch.passes),
+            (prepared - started) * 1000, (inferred - prepared) * 1000, (done - inferred) * 1000,
+        )
+        return responses

@@ -1,0 +1,164 @@
+"""Word-piece scores -> entities, with the semantics of transformers' TokenClassificationPipeline.
+
+The steps mirror the pipeline's (softmax -> word aggregation -> BIO grouping -> drop "O") but are pure functions
+of the text, the word pieces' character offsets, their sub-word flags, the scores and ``id2label``. The entity
+``text`` is always ``original[start:end]``; it is never rebuilt from word pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TypedDict
+
+import numpy as np
+
+from nerserve.settings import Aggregation
+
+OUTSIDE = "O"
+OTHER_SEGMENT = "other"
+
+
+class Entity(TypedDict):
+    label: str
+    text: str
+    start: int
+    end: int
+    score: float
+
+
+class Segment(TypedDict):
+    label: str
+    text: str
+    start: int
+    end: int
+    score: float | None
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32, subtracting the row max first (as the pipeline does)."""
+    logits = np.asarray(logits, dtype=np.float32)
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def subword_flags(
+    text: str,
+    tokens: Sequence[str],
+    offsets: Sequence[tuple[int, int]],
+    unknown: Sequence[bool],
+    word_aware: bool = True,
+) -> list[bool]:
+    """Whether each word piece continues the previous word.
+
+    For WordPiece (``word_aware``: the tokenizer marks continuations with a prefix such as "##") a piece is a
+    continuation when its token string and the text it covers differ in length; [UNK] pieces never are. Other
+    tokenizers fall back to "no space before this piece". This is exactly the pipeline's rule, quirks included
+    (e.g. a decomposed accent "e\\u0301" makes a piece look like a continuation), so results stay comparable.
+    """
+    flags = []
+    for token, (start, end), is_unknown in zip(tokens, offsets, unknown):
+        if is_unknown:
+            flags.append(False)
+        elif word_aware:
+            flags.append(len(token) != end - start)
+        else:
+            flags.append(start > 0 and " " not in text[start - 1 : start + 1])
+    return flags
+
+
+def _split_tag(label: str) -> tuple[str, str]:
+    if label.startswith("B-"):
+        return "B", label[2:]
+    if label.startswith("I-"):
+        return "I", label[2:]
+    return "I", label
+
+
+def _word_units(
+    scores: np.ndarray, is_subword: Sequence[bool], strategy: Aggregation
+) -> list[tuple[int, float, int, int]]:
+    """(label id, score, first piece, last piece) per unit: per word piece for SIMPLE, else per word."""
+    n = scores.shape[0]
+    if strategy is Aggregation.SIMPLE:
+        ids = scores.argmax(axis=-1)
+        return [(int(ids[i]), float(scores[i, ids[i]]), i, i) for i in range(n)]
+    starts = [i for i in range(n) if i == 0 or not is_subword[i]]
+    bounds = list(zip(starts, starts[1:] + [n]))
+    units = []
+    for first, stop in bounds:
+        if strategy is Aggregation.FIRST:
+            row = scores[first]
+        elif strategy is Aggregation.MAX:
+            row = scores[first + int(scores[first:stop].max(axis=-1).argmax())]
+        elif strategy is Aggregation.AVERAGE:
+            row = np.nanmean(scores[first:stop], axis=0)
+        else:
+            raise ValueError(f"unknown aggregation strategy {strategy!r}")
+        label_id = int(row.argmax())
+        units.append((label_id, float(row[label_id]), first, stop - 1))
+    return units
+
+
+def decode_entities(
+    text: str,
+    offsets: Sequence[tuple[int, int]],
+    is_subword: Sequence[bool],
+    scores: np.ndarray,
+    id2label: Mapping[int, str],
+    strategy: Aggregation = Aggregation.FIRST,
+) -> list[Entity]:
+    """Entities of one text from its word pieces' probabilities (n_pieces x num_labels, special tokens excluded).
+
+    Adjacent units join one entity when they share a type and the later one is not a "B-" (lenient IOB2, as the
+    pipeline: an "I-X" after "O" starts an entity). The score is the mean of the joined units' scores.
+    """
+    if len(offsets) != scores.shape[0] or len(is_subword) != scores.shape[0]:
+        raise ValueError(f"{len(offsets)} offsets, {len(is_subword)} flags and {scores.shape[0]} score rows")
+    if scores.shape[0] == 0:
+        return []
+    entities: list[Entity] = []
+    group: list[tuple[int, float, int, int]] = []
+
+    def flush() -> None:
+        label = id2label[group[0][0]].split("-", 1)[-1]
+        if label == OUTSIDE:
+            return
+        start, end = offsets[group[0][2]][0], offsets[group[-1][3]][1]
+        score = float(np.mean(np.asarray([unit[1] for unit in group], dtype=np.float32)))
+        entities.append(Entity(label=label, text=text[start:end], start=int(start), end=int(end), score=score))
+
+    for unit in _word_units(scores, is_subword, strategy):
+        if group:
+            bi, tag = _split_tag(id2label[unit[0]])
+            _, last_tag = _split_tag(id2label[group[-1][0]])
+            if tag == last_tag and bi != "B":
+                group.append(unit)
+                continue
+            flush()
+        group = [unit]
+    flush()
+    return entities
+
+
+def to_segments(text: str, entities: Sequence[Entity]) -> list[Segment]:
+    """The whole text as consecutive segments: each entity its own segment, the gaps labelled "other".
+
+    Adjacent entities stay separate segments (two people in a row are two segments), and the segments' texts
+    concatenate to the original text.
+    """
+    segments: list[Segment] = []
+    cursor = 0
+    for entity in sorted(entities, key=lambda e: e["start"]):
+        if entity["start"] < cursor:
+            raise ValueError("entities overlap")
+        if entity["start"] > cursor:
+            segments.append(_other(text, cursor, entity["start"]))
+        segments.append(Segment(**entity))
+        cursor = entity["end"]
+    if cursor < len(text):
+        segments.append(_other(text, cursor, len(text)))
+    return segments
+
+
+def _other(text: str, start: int, end: int) -> Segment:
+    return Segment(label=OTHER_SEGMENT, text=text[start:end], start=start, end=end, score=None)

@@ -1,0 +1,109 @@
+"""Turn one TorchServe request item into a validated NER request, or a typed client error.
+
+TorchServe hands the handler, per request, ``{"body": dict}`` for JSON, ``{"body": str}`` for text/plain,
+``{"body": bytearray}`` for other or missing content types and for JSON it could not decode, ``{"data": bytearray}``
+for a multipart field ``data``, and ``{}`` when the body was a form (``curl -d`` without a Content-Type).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from nerserve.settings import Aggregation, HandlerSettings, OutputFormat, parse_enum
+
+JSON_FIELDS = ("text", "aggregation", "format")
+
+
+class RequestError(Exception):
+    """A problem the client caused; ``status`` is the HTTP status that request gets inside its batch."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def to_body(self) -> dict[str, Any]:
+        """Same shape as TorchServe's own error bodies."""
+        kind = {400: "BadRequest", 413: "PayloadTooLarge"}.get(self.status, "ClientError")
+        return {"code": self.status, "type": kind, "message": self.message}
+
+
+@dataclasses.dataclass(frozen=True)
+class NerRequest:
+    text: str
+    aggregation: Aggregation
+    output_format: OutputFormat
+
+
+def parse_request(item: Mapping[str, Any] | None, content_type: str | None, settings: HandlerSettings) -> NerRequest:
+    """Validate one request; raises RequestError (400 or 413) with a message the client can act on."""
+    payload = _payload(item)
+    if isinstance(payload, Mapping):
+        return _from_json(payload, settings)
+    if isinstance(payload, list):
+        raise RequestError(400, 'expected a JSON object {"text": "..."}, got a JSON array')
+    if isinstance(payload, (bytes, bytearray)):
+        try:
+            decoded = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise RequestError(400, f"the body is not valid UTF-8 (byte {err.start})") from None
+        if content_type and "json" in content_type.lower():
+            # TorchServe passes JSON bodies it failed to parse through as bytes.
+            raise RequestError(400, 'the body is not valid JSON; expected {"text": "..."}')
+        payload = decoded
+    if isinstance(payload, str):
+        return _checked(payload, settings.default_aggregation, settings.default_format, settings)
+    raise RequestError(400, f"unsupported body of type {type(payload).__name__}")
+
+
+def _payload(item: Mapping[str, Any] | None) -> Any:
+    if not item:
+        raise RequestError(
+            400,
+            'empty request body; send JSON {"text": "..."} with Content-Type: application/json, or plain text '
+            "(a form-encoded body, curl -d without a Content-Type, reaches the model empty)",
+        )
+    for key in ("body", "data"):
+        if item.get(key) is not None:
+            return item[key]
+    raise RequestError(400, "no 'body' and no multipart field 'data' in the request")
+
+
+def _from_json(body: Mapping[str, Any], settings: HandlerSettings) -> NerRequest:
+    unknown = sorted(set(body) - set(JSON_FIELDS))
+    if unknown:
+        raise RequestError(400, f"unknown field(s) {unknown}; allowed fields are {list(JSON_FIELDS)}")
+    if "text" not in body:
+        raise RequestError(400, "field 'text' is required")
+    text = body["text"]
+    if not isinstance(text, str):
+        raise RequestError(400, f"field 'text' must be a string, got {_json_type(text)}")
+    try:
+        aggregation = (
+            parse_enum(Aggregation, body["aggregation"], "aggregation")
+            if body.get("aggregation") is not None
+            else settings.default_aggregation
+        )
+        output_format = (
+            parse_enum(OutputFormat, body["format"], "format")
+            if body.get("format") is not None
+            else settings.default_format
+        )
+    except ValueError as err:
+        raise RequestError(400, str(err)) from None
+    return _checked(text, aggregation, output_format, settings)
+
+
+def _checked(text: str, aggregation: Aggregation, output_format: OutputFormat, settings: HandlerSettings) -> NerRequest:
+    if len(text) > settings.max_text_chars:
+        raise RequestError(
+            413, f"text has {len(text)} characters, the limit is {settings.max_text_chars}; split the document"
+        )
+    return NerRequest(text=text, aggregation=aggregation, output_format=output_format)
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", int: "number", float: "number", bool: "boolean", type(None): "null"}
+    return names.get(type(value), type(value).__name__)

@@ -1,0 +1,88 @@
+"""Load the checkpoint's fast tokenizer and turn texts into word pieces with character offsets.
+
+Only fast (Rust) tokenizers give offsets into the original text; a slow one is refused at load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from nerserve.decoding import subword_flags
+
+CLASSIC_HEAD_CONFIG = "bert_for_token_classification_config.json"
+SPECIAL_TOKENS = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
+
+
+@dataclasses.dataclass(frozen=True)
+class WordPieces:
+    """The word pieces of one text, without special tokens."""
+
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    is_subword: list[bool]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def load_tokenizer(model_dir: str | Path, model_max_length: int):
+    """The fast tokenizer of a checkpoint directory (tokenizer files, or just vocab.txt)."""
+    from transformers import AutoTokenizer, BertTokenizerFast
+
+    model_dir = Path(model_dir)
+    has_tokenizer_files = (model_dir / "tokenizer.json").is_file() or (model_dir / "tokenizer_config.json").is_file()
+    if has_tokenizer_files and (model_dir / "config.json").is_file():
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, model_max_length=model_max_length)
+    elif (model_dir / "vocab.txt").is_file():
+        # Passing vocab_file= to the constructor silently maps every token to [UNK] in transformers 5:
+        # from_pretrained on the directory reads vocab.txt correctly.
+        kwargs = {"model_max_length": model_max_length}
+        lower = _lower_case_from_checkpoint(model_dir)
+        if lower is not None:
+            kwargs["do_lower_case"] = lower
+        tokenizer = BertTokenizerFast.from_pretrained(model_dir, **kwargs)
+    else:
+        raise ValueError(f"{model_dir}: no tokenizer.json, tokenizer_config.json or vocab.txt")
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError(f"{model_dir}: the tokenizer is not a fast tokenizer; character offsets need one")
+    backend = tokenizer.backend_tokenizer
+    # The server tokenises whole texts itself and windows them; the backend must neither truncate nor pad.
+    backend.no_truncation()
+    backend.no_padding()
+    return tokenizer
+
+
+def _lower_case_from_checkpoint(model_dir: Path) -> bool | None:
+    """do_lower_case from the classic head config, else guessed from the vocabulary (uncased vocabs lack capitals)."""
+    head = model_dir / CLASSIC_HEAD_CONFIG
+    if head.is_file():
+        value = json.loads(head.read_text(encoding="utf-8")).get("do_lower_case")
+        if isinstance(value, bool):
+            return value
+    vocab = (model_dir / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    return not any(token not in SPECIAL_TOKENS and token != token.lower() for token in vocab)
+
+
+def word_aware(tokenizer) -> bool:
+    """True when the tokenizer marks word continuations (WordPiece "##"), as the pipeline checks."""
+    model = tokenizer.backend_tokenizer.model
+    return bool(getattr(model, "continuing_subword_prefix", None))
+
+
+def encode_batch(tokenizer, texts: Sequence[str]) -> list[WordPieces]:
+    """Word pieces of all texts in one call to the Rust tokenizer (parallel, no Python per-text overhead)."""
+    if not texts:
+        return []
+    encodings = tokenizer.backend_tokenizer.encode_batch(list(texts), add_special_tokens=False)
+    unk_id = tokenizer.unk_token_id
+    aware = word_aware(tokenizer)
+    pieces = []
+    for text, encoding in zip(texts, encodings):
+        ids = encoding.ids
+        offsets = encoding.offsets
+        flags = subword_flags(text, encoding.tokens, offsets, [i == unk_id for i in ids], aware)
+        pieces.append(WordPieces(ids=ids, offsets=offsets, is_subword=flags))
+    return pieces

@@ -1,0 +1,235 @@
+"""BERT token classification for serving: one module, two checkpoint layouts, no key renaming by hand.
+
+Layouts read by ``BertTokenClassifier.from_checkpoint(directory)``:
+
+* **Hugging Face** (``save_pretrained`` of ``BertForTokenClassification``): ``config.json`` with ``id2label``,
+  ``model.safetensors`` or ``pytorch_model.bin``. Keys ``bert.*`` and ``classifier.{weight,bias}`` load as they are.
+* **Classic** (a BERT encoder with a deeper head): ``bert_config.json`` (Google BERT config fields),
+  ``bert_for_token_classification_config.json`` (``num_labels``, ``classification_layer_sizes`` such as
+  ``[100, 50]``, optional ``dropout`` and ``activation``), ``labels_file.txt`` (one label per line, line number =
+  class id) and a weights file (``*.safetensors``, ``*.bin``, ``*.pt`` or ``*.pth``). The head's linear layers are
+  matched to the checkpoint's in order of appearance, whatever their names, and checked by shape.
+
+TorchServe requires exactly one class in this file, so the loading helpers are module functions and errors are
+plain ``ValueError`` s whose message names the file and field at fault.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel
+
+HF_CONFIG = "config.json"
+CLASSIC_BERT_CONFIG = "bert_config.json"
+CLASSIC_HEAD_CONFIG = "bert_for_token_classification_config.json"
+CLASSIC_LABELS = "labels_file.txt"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+PREFERRED_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+ENCODER_PREFIXES = ("bert.", "model.bert.", "module.bert.")
+
+
+class BertTokenClassifier(nn.Module):
+    """BERT encoder + token classification head (one linear layer, or an MLP for the classic layout).
+
+    With a single linear head the parameter names equal ``BertForTokenClassification``'s, so Hugging Face
+    checkpoints load unchanged and the forward pass is the same computation.
+    """
+
+    def __init__(
+        self,
+        config: BertConfig,
+        id2label: dict[int, str],
+        hidden_layer_sizes: list[int] | tuple[int, ...] = (),
+        head_dropout: float | None = None,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        if len(id2label) < 1:
+            raise ValueError("id2label must name at least one label")
+        self.config = config
+        self.id2label = {int(k): str(v) for k, v in id2label.items()}
+        self.bert = BertModel(config, add_pooling_layer=False)
+        dropout = config.hidden_dropout_prob if head_dropout is None else head_dropout
+        self.dropout = nn.Dropout(dropout)
+        sizes = [config.hidden_size, *hidden_layer_sizes, len(self.id2label)]
+        if len(sizes) == 2:
+            self.classifier: nn.Module = nn.Linear(sizes[0], sizes[1])
+        else:
+            if activation not in ACTIVATIONS:
+                raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+            layers: list[nn.Module] = []
+            for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+                layers.append(nn.Linear(n_in, n_out))
+                if i < len(sizes) - 2:
+                    layers.extend([ACTIVATIONS[activation](), nn.Dropout(dropout)])
+            self.classifier = nn.Sequential(*layers)
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.id2label)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of shape (batch, sequence, num_labels)."""
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.classifier(self.dropout(hidden))
+
+    @classmethod
+    def from_checkpoint(cls, directory: str | Path) -> "BertTokenClassifier":
+        """Build the module from a checkpoint directory in either layout and load its weights (eval mode)."""
+        directory = Path(directory)
+        if (directory / CLASSIC_HEAD_CONFIG).is_file():
+            model = _build_classic(directory)
+        elif (directory / HF_CONFIG).is_file():
+            model = _build_hf(directory)
+        else:
+            raise ValueError(
+                f"{directory}: no {HF_CONFIG} (Hugging Face layout) and no {CLASSIC_HEAD_CONFIG} (classic layout)"
+            )
+        weights_path = find_weights(directory)
+        state = _normalise_state_dict(_read_state_dict(weights_path), model, weights_path)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        # position_ids is a non-persistent buffer in current transformers; older checkpoints still carry it.
+        unexpected = [k for k in unexpected if not k.endswith("position_ids")]
+        if missing or unexpected:
+            raise ValueError(
+                f"{weights_path.name}: weights do not match the model built from the config "
+                f"(missing: {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+                f"unexpected: {unexpected[:5]}{'...' if len(unexpected) > 5 else ''})"
+            )
+        return model.eval()
+
+
+def find_weights(directory: Path) -> Path:
+    for name in PREFERRED_WEIGHTS:
+        if (directory / name).is_file():
+            return directory / name
+    candidates = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
+    if len(candidates) != 1:
+        raise ValueError(
+            f"{directory}: expected one weights file ({', '.join(PREFERRED_WEIGHTS)} or one *"
+            f"{'/*'.join(WEIGHT_SUFFIXES)}), found {[p.name for p in candidates]}"
+        )
+    return candidates[0]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path.name}: cannot read JSON ({err})") from err
+
+
+def _build_hf(directory: Path) -> BertTokenClassifier:
+    raw = _read_json(directory / HF_CONFIG)
+    if raw.get("model_type", "bert") != "bert":
+        raise ValueError(f"{HF_CONFIG}: model_type is {raw.get('model_type')!r}, this server runs 'bert'")
+    if "id2label" not in raw:
+        raise ValueError(f"{HF_CONFIG}: field 'id2label' is missing; the labels must come from the checkpoint")
+    config = BertConfig.from_pretrained(directory)
+    id2label = {int(k): v for k, v in raw["id2label"].items()}
+    _check_label_ids(id2label, f"{HF_CONFIG}: field 'id2label'")
+    return BertTokenClassifier(config, id2label, head_dropout=raw.get("classifier_dropout"))
+
+
+def _build_classic(directory: Path) -> BertTokenClassifier:
+    bert_config_path = directory / CLASSIC_BERT_CONFIG
+    if not bert_config_path.is_file():
+        raise ValueError(f"{directory}: {CLASSIC_HEAD_CONFIG} found but {CLASSIC_BERT_CONFIG} is missing")
+    config = BertConfig.from_dict(_read_json(bert_config_path))
+    head = _read_json(directory / CLASSIC_HEAD_CONFIG)
+    labels_path = directory / CLASSIC_LABELS
+    if not labels_path.is_file():
+        raise ValueError(f"{directory}: {CLASSIC_LABELS} is missing (one label per line)")
+    labels = [line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    num_labels = head.get("num_labels", len(labels))
+    if num_labels != len(labels):
+        raise ValueError(
+            f"{CLASSIC_HEAD_CONFIG}: field 'num_labels' is {num_labels} but {CLASSIC_LABELS} has {len(labels)} labels"
+        )
+    sizes = head.get("classification_layer_sizes", [])
+    if not isinstance(sizes, list) or not all(isinstance(s, int) and s > 0 for s in sizes):
+        raise ValueError(f"{CLASSIC_HEAD_CONFIG}: field 'classification_layer_sizes' must be a list of sizes")
+    return BertTokenClassifier(
+        config,
+        dict(enumerate(labels)),
+        hidden_layer_sizes=sizes,
+        head_dropout=head.get("dropout"),
+        activation=head.get("activation", "relu"),
+    )
+
+
+def _check_label_ids(id2label: dict[int, str], where: str) -> None:
+    if sorted(id2label) != list(range(len(id2label))):
+        raise ValueError(f"{where}: label ids must be 0..{len(id2label) - 1}, got {sorted(id2label)}")
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path.name}: expected a state_dict, found {type(state).__name__}")
+    return state
+
+
+def _natural_key(name: str) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def _normalise_state_dict(
+    state: dict[str, torch.Tensor], model: BertTokenClassifier, path: Path
+) -> dict[str, torch.Tensor]:
+    """Map a checkpoint's keys onto this module's: encoder keys by prefix, head linear layers by order and shape."""
+    encoder: dict[str, torch.Tensor] = {}
+    head: dict[str, torch.Tensor] = {}
+    for key, tensor in state.items():
+        for prefix in ENCODER_PREFIXES:
+            if key.startswith(prefix):
+                encoder["bert." + key[len(prefix):]] = tensor
+                break
+        else:
+            if key.startswith(("embeddings.", "encoder.")):  # a bare BertModel state_dict
+                encoder["bert." + key] = tensor
+            elif not key.startswith(("pooler.", "bert.pooler.", "cls.")):  # pooler / MLM head: unused here
+                head[key.removeprefix("module.")] = tensor
+    encoder = {k: v for k, v in encoder.items() if not k.startswith("bert.pooler.")}
+
+    targets = [(name, module) for name, module in model.classifier.named_modules() if isinstance(module, nn.Linear)]
+    weight_keys = sorted((k for k, v in head.items() if k.endswith("weight") and v.dim() == 2), key=_natural_key)
+    if len(weight_keys) != len(targets):
+        raise ValueError(
+            f"{path.name}: the head has {len(weight_keys)} linear layers {weight_keys}, the config describes "
+            f"{len(targets)} (hidden size -> classification_layer_sizes -> num_labels)"
+        )
+    mapped = dict(encoder)
+    for key, (name, module) in zip(weight_keys, targets):
+        prefix = "classifier" + (f".{name}" if name else "")
+        weight = head[key]
+        if tuple(weight.shape) != tuple(module.weight.shape):
+            field = "id2label / num_labels" if module is targets[-1][1] else "classification_layer_sizes"
+            raise ValueError(
+                f"{path.name}: head layer {key} has shape {tuple(weight.shape)}, the config ({field}) "
+                f"expects {tuple(module.weight.shape)}"
+            )
+        mapped[prefix + ".weight"] = weight
+        bias_key = key[: -len("weight")] + "bias"
+        if bias_key in head:
+            mapped[prefix + ".bias"] = head[bias_key]
+
+    embeddings = encoder.get("bert.embeddings.word_embeddings.weight")
+    if embeddings is not None and embeddings.shape[0] != model.config.vocab_size:
+        raise ValueError(
+            f"{path.name}: word embeddings have {embeddings.shape[0]} rows but the config's vocab_size is "
+            f"{model.config.vocab_size}"
+        )
+    return mapped

@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny random checkpoints and an in-process handler driven through TorchServe's own Context."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_models import build_classic_checkpoint, build_hf_checkpoint
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return build_hf_checkpoint(tmp_path_factory.mktemp("tiny_hf"))
+
+
+@pytest.fixture(scope="session")
+def classic_checkpoint(tmp_path_factory) -> Path:
+    return build_classic_checkpoint(tmp_path_factory.mktemp("tiny_classic"))
+
+
+def make_context(model_dir: Path, headers: list[dict] | None = None, yaml_config: dict | None = None):
+    """A real ts.context.Context, as TorchServe builds it for a worker, with per-request headers."""
+    from ts.context import Context, RequestProcessor
+
+    context = Context("ner_model", str(model_dir), {}, 8, None, "0.12.0", model_yaml_config=yaml_config or {})
+    if headers is not None:
+        context.request_processor = [RequestProcessor(h) for h in headers]
+    return context
+
+
+def load_handler(model_dir: Path, yaml_config: dict | None = None):
+    from ner_handler import NerHandler
+
+    handler = NerHandler()
+    handler.initialize(make_context(model_dir, yaml_config=yaml_config))
+    return handler
+
+
+def run_batch(handler, items: list[dict], content_types: list[str | None] | None = None):
+    """Call handle() like a TorchServe worker; returns (responses, [(status, phrase)] per request)."""
+    content_types = content_types or [None] * len(items)
+    headers = [{"Content-Type": ct} if ct else {} for ct in content_types]
+    context = make_context(Path("model_dir_unused_by_handle"), headers)
+    responses = handler.handle(items, context)
+    statuses = [context.get_response_status(i) for i in range(len(items))]
+    return responses, statuses
+
+
+@pytest.fixture(scope="session")
+def tiny_handler(tiny_checkpoint):
+    return load_handler(tiny_checkpoint)

@@ -1,0 +1,131 @@
+"""The handler in-process on a tiny random BERT, through TorchServe's own Context: batches, errors, long texts."""
+
+import pytest
+
+from tests.conftest import load_handler, run_batch
+
+SENTENCES = [
+    "Angela Merkel met Tim Cook in Berlin.",
+    "john smith flew from new york to paris today",
+    "Mary took aspirin in London",
+    "",
+    "The company of José in Zürich said hello.",
+    "東京 and 北京 are a city",
+]
+
+
+def entities_of(handler, text, **options):
+    responses, statuses = run_batch(handler, [{"body": {"text": text, **options}}])
+    assert statuses == [(200, None)]
+    return responses[0]["entities"]
+
+
+def test_batched_results_equal_single_request_results(tiny_handler):
+    singles = [entities_of(tiny_handler, text) for text in SENTENCES]
+    responses, statuses = run_batch(tiny_handler, [{"body": {"text": t}} for t in SENTENCES])
+    assert statuses == [(200, None)] * len(SENTENCES)
+    assert len(responses) == len(SENTENCES)
+    for single, batched in zip(singles, responses):
+        assert [(e["label"], e["start"], e["end"]) for e in single] == [
+            (e["label"], e["start"], e["end"]) for e in batched["entities"]
+        ]
+        for a, b in zip(single, batched["entities"]):
+            assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+    assert any(r["entities"] for r in responses), "the tiny model should tag something, or this test proves nothing"
+
+
+def test_entity_text_is_the_original_slice(tiny_handler):
+    for text in SENTENCES:
+        for entity in entities_of(tiny_handler, text):
+            assert text[entity["start"]:entity["end"]] == entity["text"]
+            assert set(entity) == {"label", "text", "start", "end", "score"}
+            assert 0.0 < entity["score"] <= 1.0
+
+
+def test_bad_requests_get_their_own_status_and_the_rest_are_served(tiny_handler):
+    items = [
+        {"body": {"text": SENTENCES[0]}},
+        {"body": bytearray(b"\xc3\x28")},
+        {"body": {"text": 42}},
+        {"body": SENTENCES[1]},
+        {},
+        {"body": bytearray(b'{"text": "unterminated')},
+        {"data": bytearray(SENTENCES[2].encode())},
+    ]
+    content_types = [None, None, None, "text/plain", None, "application/json", "multipart/form-data"]
+    responses, statuses = run_batch(tiny_handler, items, content_types)
+    assert [s[0] for s in statuses] == [200, 400, 400, 200, 400, 400, 200]
+    for index in (1, 2, 4, 5):
+        assert responses[index]["code"] == 400 and responses[index]["message"] == statuses[index][1]
+    assert responses[0]["entities"] == entities_of(tiny_handler, SENTENCES[0])
+    assert responses[3]["entities"] == entities_of(tiny_handler, SENTENCES[1])
+    assert responses[6]["entities"] == entities_of(tiny_handler, SENTENCES[2])
+
+
+def test_empty_and_whitespace_text_give_no_entities(tiny_handler):
+    assert entities_of(tiny_handler, "") == []
+    assert entities_of(tiny_handler, " \n\t ") == []
+
+
+def test_text_over_the_limit_is_413_and_does_not_fail_the_batch(tiny_checkpoint):
+    handler = load_handler(tiny_checkpoint, {"handler": {"max_text_chars": 50}})
+    responses, statuses = run_batch(handler, [{"body": {"text": "x" * 51}}, {"body": {"text": "paris"}}])
+    assert statuses[0][0] == 413 and responses[0]["code"] == 413
+    assert statuses[1] == (200, None) and "entities" in responses[1]
+
+
+def test_long_text_is_windowed_without_truncation_duplicates_or_cuts(tiny_handler):
+    sentence = "john smith flew from new york to paris with mary. "
+    text = sentence * 40  # ~500 word pieces, windows of 62 on the tiny model
+    batch = tiny_handler.prepare([{"body": {"text": text}}], [None])
+    assert len(batch.windows) > 5
+    responses, statuses = run_batch(tiny_handler, [{"body": {"text": text, "format": "segments"}}])
+    segments = responses[0]["segments"]
+    assert statuses == [(200, None)]
+    assert "".join(s["text"] for s in segments) == text  # every character is covered, in order
+    entities = entities_of(tiny_handler, text)
+    assert [(e["start"], e["end"]) for e in entities] == sorted({(e["start"], e["end"]) for e in entities})
+    assert all(a["end"] <= b["start"] for a, b in zip(entities, entities[1:]))  # no overlaps, no duplicates
+    assert entities[-1]["end"] > len(text) - 2 * len(sentence)  # the tail was labelled: nothing truncated
+    # Every word piece's label comes from exactly one window: stitched scores have one row per piece.
+    assert sum(e - s for _, s, e in batch.windows) > len(batch.documents[0].pieces)
+
+
+def test_a_long_text_and_short_ones_share_a_batch(tiny_handler):
+    long_text = "paris and london and rome. " * 60
+    items = [{"body": {"text": t}} for t in (SENTENCES[0], long_text, SENTENCES[2])]
+    responses, _ = run_batch(tiny_handler, items)
+    assert responses[0]["entities"] == entities_of(tiny_handler, SENTENCES[0])
+    assert responses[1]["entities"] == entities_of(tiny_handler, long_text)
+    batch = tiny_handler.prepare(items, [None] * 3)
+    widths = [p.input_ids.shape[1] for p in batch.passes]
+    assert min(widths) < max(widths), "short sentences must not be padded to the long document's windows"
+
+
+def test_segments_format_matches_entities(tiny_handler):
+    text = SENTENCES[0]
+    entities = entities_of(tiny_handler, text)
+    responses, _ = run_batch(tiny_handler, [{"body": {"text": text, "format": "segments"}}])
+    segments = responses[0]["segments"]
+    assert [s for s in segments if s["label"] != "other"] == entities
+    assert "".join(s["text"] for s in segments) == text
+
+
+def test_classic_checkpoint_is_served(classic_checkpoint):
+    handler = load_handler(classic_checkpoint)
+    responses, statuses = run_batch(handler, [{"body": {"text": SENTENCES[0]}}])
+    assert statuses == [(200, None)]
+    assert all(e["label"] in {"DRUG", "PER", "CITY"} for e in responses[0]["entities"])
+    assert responses[0]["entities"], "the classic tiny model should tag something"
+
+
+def test_initialize_refuses_a_tokenizer_bigger_than_the_embeddings(tiny_checkpoint, tmp_path):
+    import shutil
+
+    ckpt = shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (ckpt / name).unlink(missing_ok=True)
+    with (ckpt / "vocab.txt").open("a") as vocab:
+        vocab.write("".join(f"extra{i}\n" for i in range(10)))
+    with pytest.raises(ValueError, match="tokenizer .* has \\d+ tokens but the model config's vocab_size"):
+        load_handler(ckpt)

@@ -1,0 +1,81 @@
+"""Request bodies in every form TorchServe delivers them, and the settings that bound them."""
+
+import pytest
+
+from nerserve.requests import RequestError, parse_request
+from nerserve.settings import Aggregation, HandlerSettings, OutputFormat
+
+SETTINGS = HandlerSettings(max_text_chars=20)
+
+
+def error_of(item, content_type=None):
+    with pytest.raises(RequestError) as caught:
+        parse_request(item, content_type, SETTINGS)
+    return caught.value
+
+
+def test_json_text_plain_bytes_and_multipart_are_accepted():
+    assert parse_request({"body": {"text": "Hi Rome"}}, "application/json", SETTINGS).text == "Hi Rome"
+    assert parse_request({"body": "Hi Rome"}, "text/plain", SETTINGS).text == "Hi Rome"
+    assert parse_request({"body": bytearray("Zürich".encode())}, None, SETTINGS).text == "Zürich"
+    assert parse_request({"data": bytearray(b"Hi")}, "multipart/form-data", SETTINGS).text == "Hi"
+
+
+def test_options_are_parsed_and_defaulted():
+    request = parse_request({"body": {"text": "x", "aggregation": "MAX", "format": "segments"}}, None, SETTINGS)
+    assert (request.aggregation, request.output_format) == (Aggregation.MAX, OutputFormat.SEGMENTS)
+    request = parse_request({"body": {"text": "x", "aggregation": None}}, None, SETTINGS)
+    assert (request.aggregation, request.output_format) == (Aggregation.FIRST, OutputFormat.ENTITIES)
+
+
+def test_empty_text_is_valid():
+    assert parse_request({"body": {"text": ""}}, None, SETTINGS).text == ""
+
+
+@pytest.mark.parametrize(
+    "item,content_type,needle",
+    [
+        ({}, None, "empty request body"),
+        ({"body": bytearray(b"\xff\xfe")}, None, "not valid UTF-8"),
+        ({"body": bytearray(b'{"text": ')}, "application/json", "not valid JSON"),
+        ({"body": {"txt": "x"}}, None, "unknown field"),
+        ({"body": {"aggregation": "first"}}, None, "'text' is required"),
+        ({"body": {"text": 3}}, None, "must be a string, got number"),
+        ({"body": {"text": None}}, None, "must be a string, got null"),
+        ({"body": {"text": "x", "aggregation": "mean"}}, None, "'aggregation' must be one of"),
+        ({"body": {"text": "x", "format": "xml"}}, None, "'format' must be one of"),
+        ({"body": [{"text": "x"}]}, None, "JSON array"),
+    ],
+)
+def test_bad_requests_get_400_with_a_message(item, content_type, needle):
+    error = error_of(item, content_type)
+    assert error.status == 400
+    assert needle in error.message
+    assert error.to_body() == {"code": 400, "type": "BadRequest", "message": error.message}
+
+
+def test_text_over_the_limit_gets_413_before_tokenising():
+    assert parse_request({"body": {"text": "x" * 20}}, None, SETTINGS).text == "x" * 20
+    error = error_of({"body": {"text": "x" * 21}})
+    assert error.status == 413 and "21 characters" in error.message
+    assert error_of({"body": bytearray(b"y" * 21)}).status == 413
+
+
+def test_settings_validate_and_name_the_field():
+    assert HandlerSettings.from_mapping({"window_overlap": 32}).window_overlap == 32
+    assert HandlerSettings.from_mapping(None) == HandlerSettings()
+    with pytest.raises(ValueError, match="unknown keys"):
+        HandlerSettings.from_mapping({"max_chars": 5})
+    with pytest.raises(ValueError, match="window_overlap"):
+        HandlerSettings.from_mapping({"max_length": 64, "window_overlap": 40})
+    with pytest.raises(ValueError, match="tokens_per_forward"):
+        HandlerSettings.from_mapping({"tokens_per_forward": 100})
+    with pytest.raises(ValueError, match="max_text_chars must be an integer"):
+        HandlerSettings.from_mapping({"max_text_chars": "10"})
+    with pytest.raises(ValueError, match="default_aggregation"):
+        HandlerSettings.from_mapping({"default_aggregation": "none"})
+
+
+def test_window_length_is_capped_by_the_model():
+    capped = HandlerSettings(max_length=512, window_overlap=128).with_model_limit(64)
+    assert (capped.max_length, capped.window_overlap) == (64, 31)
