@@ -25,6 +25,7 @@ from nerserve.tokenization import encode_batch, load_tokenizer
 logger = logging.getLogger(__name__)
 
 WARMUP_TEXT = "Warm-up sentence one, in Paris."
+BATCH_SIZE_HEADER = "X-NER-Batch-Size"
 
 
 class NerHandler(BaseHandler):
@@ -107,6 +108,7 @@ class NerHandler(BaseHandler):
         responses = build_responses(batch, window_logits(batch, pass_logits), self.id2label)
         for index, error in batch.errors.items():
             self._set_status(index, error)
+        self._set_headers(batch.size)
         return responses
 
     # --- TorchServe context helpers ----------------------------------------------------------------------------
@@ -125,6 +127,15 @@ class NerHandler(BaseHandler):
         context = getattr(self, "context", None)
         if context is not None:
             context.set_response_status(code=error.status, phrase=error.message, idx=index)
+
+    def _set_headers(self, size: int) -> None:
+        """JSON content type (TorchServe sets none for dict responses), and how many requests shared the batch."""
+        context = getattr(self, "context", None)
+        if context is None or getattr(context, "request_processor", None) is None:
+            return
+        for index in range(size):
+            context.set_response_content_type(index, "application/json")
+            context.set_response_header(index, BATCH_SIZE_HEADER, str(size))
 
     def handle(self, data, context):
         """BaseHandler's template (preprocess -> inference -> postprocess) plus per-stage timings."""

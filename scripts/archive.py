@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Pack a checkpoint directory, model.py and the handler into a TorchServe model archive (.mar).
+
+The checkpoint is loaded once before archiving, so a broken one fails here with a message naming the file and
+field, instead of as a worker that TorchServe restarts forever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDLER = ROOT / "handler" / "ner_handler.py"
+CORE = ROOT / "handler" / "nerserve"
+MODEL_FILE = ROOT / "model.py"
+MODEL_CONFIG = ROOT / "handler" / "model_config.yaml"
+SKIPPED = {"demo_model_metrics.json", "README.md"}
+
+logger = logging.getLogger("archive")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "model_related_data",
+                        help="checkpoint directory, Hugging Face or classic layout (default: model_related_data/)")
+    parser.add_argument("--name", default="ner_model", help="model name in TorchServe (default: ner_model)")
+    parser.add_argument("--version", default="1.0", help="model version recorded in the archive (default: 1.0)")
+    parser.add_argument("--export-path", type=Path, default=ROOT / "model_store",
+                        help="where the .mar goes (default: model_store/)")
+    parser.add_argument("--versioned", action="store_true",
+                        help="name the file NAME_vVERSION.mar (to register several versions side by side)")
+    parser.add_argument("--config", type=Path, default=MODEL_CONFIG,
+                        help="per-model YAML with the handler's settings (default: handler/model_config.yaml)")
+    parser.add_argument("--no-validate", action="store_true", help="skip loading the checkpoint before archiving")
+    parser.add_argument("--zip-store", action="store_true", help="store without compression (faster, bigger)")
+    return parser.parse_args(argv)
+
+
+def checkpoint_files(model_dir: Path) -> tuple[Path, list[Path]]:
+    """(weights file, the other small files of the checkpoint) — directories and our build notes are left out."""
+    sys.path[:0] = [str(ROOT), str(ROOT / "handler")]
+    from model import find_weights
+
+    weights = find_weights(model_dir)
+    extras = sorted(
+        p for p in model_dir.iterdir()
+        if p.is_file() and p != weights and p.name not in SKIPPED and not p.name.startswith(".")
+    )
+    return weights, extras
+
+
+def validate(model_dir: Path) -> None:
+    from model import BertTokenClassifier
+    from nerserve.tokenization import load_tokenizer
+
+    model = BertTokenClassifier.from_checkpoint(model_dir)
+    tokenizer = load_tokenizer(model_dir, model.config.max_position_embeddings)
+    vocab = tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=True)
+    if vocab > model.config.vocab_size:
+        raise ValueError(f"{model_dir}: tokenizer has {vocab} tokens, the model's vocab_size is {model.config.vocab_size}")
+    logger.info("checkpoint ok: %d labels (%s)", model.num_labels, ", ".join(model.id2label.values()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = parse_args(argv)
+    model_dir = args.model_dir.resolve()
+    if not model_dir.is_dir():
+        logger.error("no checkpoint directory at %s", model_dir)
+        return 2
+    try:
+        weights, extras = checkpoint_files(model_dir)
+        if not args.no_validate:
+            validate(model_dir)
+    except ValueError as err:
+        logger.error("cannot archive %s: %s", model_dir, err)
+        return 2
+    args.export_path.mkdir(parents=True, exist_ok=True)
+    file_name = f"{args.name}_v{args.version}" if args.versioned else args.name
+    archiver = shutil.which("torch-model-archiver") or str(Path(sys.executable).parent / "torch-model-archiver")
+    # torch-model-archiver names the file after --model-name; build under a staging name, then move into place.
+    staging = args.export_path / f".staging-{file_name}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    # A directory given to --extra-files has its *contents* copied to the archive root; wrap the package in a
+    # folder so that it arrives as the package nerserve/ (TorchServe puts the archive root on sys.path).
+    package_parent = staging / "src"
+    shutil.copytree(CORE, package_parent / CORE.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    command = [
+        archiver, "--model-name", args.name, "--version", args.version,
+        "--model-file", str(MODEL_FILE), "--serialized-file", str(weights), "--handler", str(HANDLER),
+        "--extra-files", ",".join([str(package_parent), *map(str, extras)]),
+        "--config-file", str(args.config), "--export-path", str(staging), "--force",
+    ]
+    if args.zip_store:
+        command += ["--archive-format", "zip-store"]
+    logger.info("archiving %s (version %s) from %s ...", args.name, args.version, model_dir)
+    try:
+        subprocess.run(command, check=True)
+        target = args.export_path / f"{file_name}.mar"
+        (staging / f"{args.name}.mar").replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("wrote %s (%.1f MB)", target, target.stat().st_size / 1e6)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

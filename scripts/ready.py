@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Is a model able to serve? Exit 0 once it has a READY worker, 1 on timeout.
+
+TorchServe's /ping answers Healthy seconds before any worker has loaded the model, so readiness here means what
+a client needs: the management API lists at least one worker of the model (default version) as READY.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+
+DEFAULT_MANAGEMENT = "http://127.0.0.1:8081"
+
+
+def ready_workers(management_url: str, model: str, version: str | None = None, token: str | None = None,
+                  timeout: float = 5.0) -> int:
+    """Number of READY workers of ``model`` (its default version unless ``version``); 0 if unknown or down."""
+    url = f"{management_url.rstrip('/')}/models/{model}" + (f"/{version}" if version else "")
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            described = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError):
+        return 0
+    return sum(
+        1 for entry in described for worker in entry.get("workers", []) if worker.get("status") == "READY"
+    )
+
+
+def wait_ready(management_url: str, model: str, timeout: float, version: str | None = None,
+               token: str | None = None, alive=lambda: True) -> bool:
+    """Poll until a worker is READY; stops early (False) when ``alive()`` says the server process has died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ready_workers(management_url, model, version, token) > 0:
+            return True
+        if not alive():
+            return False
+        time.sleep(0.25)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--management", default=DEFAULT_MANAGEMENT, help=f"management API (default {DEFAULT_MANAGEMENT})")
+    parser.add_argument("--model", default="ner_model", help="model name (default ner_model)")
+    parser.add_argument("--version", default=None, help="a specific version (default: the default version)")
+    parser.add_argument("--timeout", type=float, default=0, help="seconds to wait for READY (default 0: check once)")
+    parser.add_argument("--token", default=None, help="management key, when token authorization is on")
+    args = parser.parse_args(argv)
+    ok = wait_ready(args.management, args.model, max(args.timeout, 0.01), args.version, args.token)
+    if not ok:
+        print(f"{args.model}: no READY worker at {args.management}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

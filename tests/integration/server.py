@@ -1,0 +1,118 @@
+"""A real TorchServe for tests: free ports, its own TMPDIR and working directory, readiness polling, clean stop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from scripts.ready import wait_ready
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class TorchServe:
+    """One TorchServe process (foreground, our child) serving the archives in ``model_store``."""
+
+    def __init__(self, workdir: Path, model_store: Path, models: str, extra_config: str = "") -> None:
+        self.workdir = workdir
+        self.model_store = model_store
+        self.ports = {name: free_port() for name in ("inference", "management", "metrics")}
+        self.inference = f"http://127.0.0.1:{self.ports['inference']}"
+        self.management = f"http://127.0.0.1:{self.ports['management']}"
+        self.metrics = f"http://127.0.0.1:{self.ports['metrics']}"
+        self.tmpdir = workdir / "tmp"
+        self.config = workdir / "config.properties"
+        self.models = models
+        self.extra_config = extra_config
+        self.process: subprocess.Popen | None = None
+        self.log = workdir / "torchserve.out"
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ, TMPDIR=str(self.tmpdir), LOG_LOCATION=str(self.workdir / "logs"),
+                   METRICS_LOCATION=str(self.workdir / "logs"))
+        env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def start(self, timeout: float = 180) -> "TorchServe":
+        self.tmpdir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(
+            "\n".join([
+                f"inference_address={self.inference}",
+                f"management_address={self.management}",
+                f"metrics_address={self.metrics}",
+                f"model_store={self.model_store}",
+                f"load_models={self.models}",
+                "disable_token_authorization=true",
+                "enable_model_api=true",
+                "metrics_mode=prometheus",
+                "install_py_dep_per_model=false",
+                "default_workers_per_model=1",
+                "vmargs=-Xmx256m -XX:-UsePerfData",
+                self.extra_config,
+            ]) + "\n"
+        )
+        command = [str(VENV_BIN / "torchserve"), "--start", "--foreground", "--ncs", "--model-store",
+                   str(self.model_store), "--ts-config", str(self.config)]
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(command, cwd=self.workdir, env=self.env(), stdout=out,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        name = self.models.split("=")[0]
+        if not wait_ready(self.management, name, timeout, alive=lambda: self.process.poll() is None):
+            tail = self.log_tail()
+            self.stop()
+            raise RuntimeError(f"TorchServe did not get a READY worker for {name} in {timeout}s:\n{tail}")
+        return self
+
+    def log_tail(self, lines: int = 60) -> str:
+        texts = []
+        for path in [self.log, self.workdir / "logs" / "model_log.log"]:
+            if path.is_file():
+                texts.append(f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+        return "\n".join(texts)
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of the Python model workers (children of the Java frontend)."""
+        import psutil
+
+        if self.process is None:
+            return []
+        parent = psutil.Process(self.process.pid)
+        return [p.pid for p in parent.children(recursive=True) if "model_service_worker" in " ".join(p.cmdline())]
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        subprocess.run([str(VENV_BIN / "torchserve"), "--stop", "--foreground"], cwd=self.workdir, env=self.env(),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def build_archive(model_dir: Path, export_path: Path, version: str = "1.0", versioned: bool = False,
+                  config: Path | None = None) -> Path:
+    """Run the project's own archive script, as a user would."""
+    command = [sys.executable, str(ROOT / "scripts" / "archive.py"), "--model-dir", str(model_dir),
+               "--export-path", str(export_path), "--version", version]
+    if versioned:
+        command.append("--versioned")
+    if config is not None:
+        command += ["--config", str(config)]
+    subprocess.run(command, check=True, capture_output=True)
+    return export_path / (f"ner_model_v{version}.mar" if versioned else "ner_model.mar")
