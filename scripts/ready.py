@@ -47,14 +47,28 @@ def wait_ready(management_url: str, model: str, timeout: float, version: str | N
     return False
 
 
+def management_from_config(path: str) -> str:
+    """management_address of a TorchServe config.properties (the last one wins, as in TorchServe)."""
+    address = DEFAULT_MANAGEMENT
+    with open(path, encoding="utf-8") as config:
+        for line in config:
+            key, sep, value = line.strip().partition("=")
+            if sep and key.strip() == "management_address":
+                address = value.strip()
+    return address
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--management", default=DEFAULT_MANAGEMENT, help=f"management API (default {DEFAULT_MANAGEMENT})")
+    parser.add_argument("--management", default=None, help=f"management API (default {DEFAULT_MANAGEMENT})")
+    parser.add_argument("--config", default=None, help="read management_address from this config.properties")
     parser.add_argument("--model", default="ner_model", help="model name (default ner_model)")
     parser.add_argument("--version", default=None, help="a specific version (default: the default version)")
     parser.add_argument("--timeout", type=float, default=0, help="seconds to wait for READY (default 0: check once)")
     parser.add_argument("--token", default=None, help="management key, when token authorization is on")
     args = parser.parse_args(argv)
+    if args.management is None:
+        args.management = management_from_config(args.config) if args.config else DEFAULT_MANAGEMENT
     ok = wait_ready(args.management, args.model, max(args.timeout, 0.01), args.version, args.token)
     if not ok:
         print(f"{args.model}: no READY worker at {args.management}", file=sys.stderr)

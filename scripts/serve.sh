@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Set up, build the demo model if needed, archive, start TorchServe and wait until ner_model can serve.
+set -euo pipefail
+
+usage() {
+  cat <<'USAGE'
+Usage: scripts/serve.sh [--model PATH_OR_HUB_ID] [--help]
+
+  (no option)     serve model_related_data/ as ner_model; builds the demo model there first if it is empty
+  --model X       serve X instead: a checkpoint directory (Hugging Face save_pretrained layout, or the classic
+                  bert_config.json + bert_for_token_classification_config.json layout) or a hub id such as
+                  dslim/bert-base-NER (downloaded once into .cache/models/; needs network access)
+
+Creates .venv/ with pinned packages if needed, writes model_store/ner_model.mar, starts TorchServe in the
+background with config.properties (inference :8080, management :8081, metrics :8082, all on 127.0.0.1) and
+returns once ner_model has a READY worker. Stop everything with scripts/stop.sh.
+Environment (defaults in brackets; tests use them to run a second instance on other ports):
+  READY_TIMEOUT    seconds to wait for a READY worker [300]
+  NER_TS_CONFIG    TorchServe config file [config.properties]
+  NER_MODEL_STORE  where the .mar is written and served from [model_store]
+  NER_STATE_DIR    TorchServe's TMPDIR: pid file, sockets, unpacked models [.cache/torchserve]
+  LOG_LOCATION     TorchServe's logs [logs]
+USAGE
+}
+
+MODEL=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --model) [[ $# -ge 2 ]] || { echo "error: --model needs a value" >&2; exit 2; }; MODEL="$2"; shift 2 ;;
+    --model=*) MODEL="${1#--model=}"; shift ;;
+    *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+"$ROOT/scripts/setup_env.sh"
+PY="$ROOT/.venv/bin/python"
+export PATH="$ROOT/.venv/bin:$PATH"
+TS_CONFIG="${NER_TS_CONFIG:-$ROOT/config.properties}"
+MODEL_STORE="${NER_MODEL_STORE:-$ROOT/model_store}"
+# TorchServe keeps its pid file, worker sockets and unpacked models under TMPDIR: one per instance.
+export TMPDIR="${NER_STATE_DIR:-$ROOT/.cache/torchserve}"
+export LOG_LOCATION="${LOG_LOCATION:-$ROOT/logs}"
+export METRICS_LOCATION="$LOG_LOCATION"
+mkdir -p "$TMPDIR" "$LOG_LOCATION" "$MODEL_STORE"
+
+if [[ -n "$MODEL" ]]; then
+  MODEL_DIR="$("$PY" "$ROOT/scripts/prepare_model.py" "$MODEL")"
+else
+  MODEL_DIR="$ROOT/model_related_data"
+  "$PY" "$ROOT/scripts/build_demo_model.py"
+fi
+
+"$PY" "$ROOT/scripts/archive.py" --model-dir "$MODEL_DIR" --version 1.0 --export-path "$MODEL_STORE"
+
+if [[ -f "$TMPDIR/.model_server.pid" ]] && kill -0 "$(cat "$TMPDIR/.model_server.pid")" 2>/dev/null; then
+  echo "TorchServe is already running; restarting it with the new archive"
+  "$ROOT/scripts/stop.sh" >/dev/null
+fi
+
+echo "starting TorchServe (logs in logs/)"
+torchserve --start --ncs --ts-config "$TS_CONFIG" --model-store "$MODEL_STORE" \
+  >"$LOG_LOCATION/torchserve_console.log" 2>&1
+
+if ! "$PY" "$ROOT/scripts/ready.py" --config "$TS_CONFIG" --model ner_model --timeout "${READY_TIMEOUT:-300}"; then
+  echo "error: ner_model did not become READY; last lines of logs/model_log.log:" >&2
+  tail -n 40 "$LOG_LOCATION/model_log.log" >&2 2>/dev/null || true
+  exit 1
+fi
+
+address() { sed -n "s/^$1=//p" "$TS_CONFIG" | tail -n1; }
+INFERENCE="$(address inference_address)"
+cat <<MSG
+ner_model is READY ($MODEL_DIR).
+  predictions  $INFERENCE/predictions/ner_model
+  management   $(address management_address)/models/ner_model
+  metrics      $(address metrics_address)/metrics
+
+Try:
+  curl -s -H 'Content-Type: application/json' -d '{"text": "Angela Merkel met Tim Cook in Berlin."}' $INFERENCE/predictions/ner_model
+
+Stop with ./scripts/stop.sh
+MSG

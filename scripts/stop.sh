@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Stop what scripts/serve.sh started.
+set -euo pipefail
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+  echo "Usage: scripts/stop.sh [--help]"
+  echo "Stops the TorchServe started by scripts/serve.sh (its state lives in \$NER_STATE_DIR, default .cache/torchserve/)."
+  exit 0
+fi
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export TMPDIR="${NER_STATE_DIR:-$ROOT/.cache/torchserve}"
+PID_FILE="$TMPDIR/.model_server.pid"
+if [[ -f "$PID_FILE" ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+  "$ROOT/.venv/bin/torchserve" --stop >/dev/null
+  echo "TorchServe stopped"
+else
+  echo "TorchServe is not running"
+fi

@@ -1,0 +1,59 @@
+"""The user's commands themselves: serve.sh --model DIR, ready.py, stop.sh — on free ports, own state dirs."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import requests
+
+from scripts.ready import management_from_config
+from tests.integration.server import ROOT, free_port
+
+
+def instance_env(tmp_path):
+    ports = {name: free_port() for name in ("inference", "management", "metrics")}
+    config = (ROOT / "config.properties").read_text()
+    for name, port in ports.items():
+        config = re.sub(rf"^{name}_address=.*$", f"{name}_address=http://127.0.0.1:{port}", config, flags=re.M)
+    config_path = tmp_path / "config.properties"
+    config_path.write_text(config)
+    env = dict(os.environ, NER_TS_CONFIG=str(config_path), NER_MODEL_STORE=str(tmp_path / "store"),
+               NER_STATE_DIR=str(tmp_path / "state"), LOG_LOCATION=str(tmp_path / "logs"), READY_TIMEOUT="180")
+    return env, ports, config_path
+
+
+def test_serve_a_users_checkpoint_then_stop(tmp_path, classic_checkpoint, java_available):
+    env, ports, config_path = instance_env(tmp_path)
+    assert management_from_config(str(config_path)) == f"http://127.0.0.1:{ports['management']}"
+    served = subprocess.run([str(ROOT / "scripts" / "serve.sh"), "--model", str(classic_checkpoint)], env=env,
+                            capture_output=True, text=True, timeout=600)
+    try:
+        assert served.returncode == 0, served.stdout[-3000:] + served.stderr[-3000:]
+        assert "ner_model is READY" in served.stdout
+        assert f"http://127.0.0.1:{ports['inference']}/predictions/ner_model" in served.stdout
+        ready = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "ready.py"),
+                                "--config", str(config_path)], capture_output=True, timeout=60)
+        assert ready.returncode == 0
+        response = requests.post(f"http://127.0.0.1:{ports['inference']}/predictions/ner_model",
+                                 json={"text": "Angela Merkel met Tim Cook in Berlin."}, timeout=60)
+        assert response.status_code == 200
+        labels = {e["label"] for e in response.json()["entities"]}
+        assert labels and labels <= {"DRUG", "PER", "CITY"}  # the checkpoint's own labels, not CoNLL's
+    finally:
+        stopped = subprocess.run([str(ROOT / "scripts" / "stop.sh")], env=env, capture_output=True, text=True,
+                                 timeout=120)
+    assert "TorchServe stopped" in stopped.stdout
+    not_ready = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "ready.py"),
+                                "--config", str(config_path)], capture_output=True, text=True, timeout=60)
+    assert not_ready.returncode == 1 and "no READY worker" in not_ready.stderr
+
+
+def test_serve_refuses_a_directory_that_is_no_checkpoint(tmp_path):
+    env, _, _ = instance_env(tmp_path)
+    (tmp_path / "empty").mkdir()
+    served = subprocess.run([str(ROOT / "scripts" / "serve.sh"), "--model", str(tmp_path / "empty")], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert served.returncode != 0
+    assert "cannot archive" in served.stderr and "expected one weights file" in served.stderr
