@@ -14,9 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from ts.metrics.dimension import Dimension
+from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from model import BertTokenClassifier
+from nerserve.decoding import OTHER_SEGMENT
 from nerserve.batch import PreparedBatch, build_responses, prepare_batch, window_logits
 from nerserve.requests import RequestError, parse_request
 from nerserve.settings import HandlerSettings
@@ -137,6 +140,38 @@ class NerHandler(BaseHandler):
             context.set_response_content_type(index, "application/json")
             context.set_response_header(index, BATCH_SIZE_HEADER, str(size))
 
+    def _record_metrics(self, batch: PreparedBatch, responses: list[dict[str, Any]],
+                        stage_seconds: tuple[float, float, float]) -> None:
+        """The metrics declared in handler/metrics.yaml, dimensions in the order declared there."""
+        metrics = getattr(self.context, "metrics", None)
+        if metrics is None:
+            return
+        name = getattr(self.context, "model_name", None) or "ner_model"
+        manifest = getattr(self.context, "manifest", None) or {}
+        version = str(manifest.get("model", {}).get("modelVersion", "unknown"))
+        base = [Dimension("ModelName", name), Dimension("ModelVersion", version)]
+        level = Dimension("Level", "Model")
+
+        def histogram(metric: str, value: float, unit: str = "Count") -> None:
+            metrics.add_metric(metric, value, unit, None, [*base, level], MetricTypes.HISTOGRAM)
+
+        client_errors = len(batch.errors)
+        for outcome, count in (("ok", batch.size - client_errors), ("client_error", client_errors)):
+            if count:
+                metrics.add_metric("NerRequests", count, "Count", None,
+                                   [*base, Dimension("Outcome", outcome), level], MetricTypes.COUNTER)
+        for doc in batch.documents:
+            body = responses[doc.request_index]
+            found = body.get("entities") or [s for s in body.get("segments", []) if s["label"] != OTHER_SEGMENT]
+            histogram("NerEntitiesPerRequest", len(found))
+            histogram("NerWordPiecesPerRequest", len(doc.pieces))
+            histogram("NerWindowsPerRequest", len(doc.windows))
+        histogram("NerRequestsPerBatch", batch.size)
+        for metric, seconds in zip(("NerPreprocessSeconds", "NerInferenceSeconds", "NerPostprocessSeconds"),
+                                   stage_seconds):
+            histogram(metric, seconds, "Seconds")
+        metrics.add_time("HandlerTime", round(sum(stage_seconds) * 1000, 2), None, "ms")
+
     def handle(self, data, context):
         """BaseHandler's template (preprocess -> inference -> postprocess) plus per-stage timings."""
         self.context = context
@@ -147,9 +182,7 @@ class NerHandler(BaseHandler):
         inferred = time.perf_counter()
         responses = self.postprocess(output)
         done = time.perf_counter()
-        metrics = getattr(context, "metrics", None)
-        if metrics is not None:
-            metrics.add_time("HandlerTime", round((done - started) * 1000, 2), None, "ms")
+        self._record_metrics(batch, responses, (prepared - started, inferred - prepared, done - inferred))
         logger.debug(
             "batch of %d: %d windows in %d passes; preprocess %.1f ms, inference %.1f ms, postprocess %.1f ms",
             batch.size, len(batch.windows), len(batch.passes),

@@ -19,11 +19,16 @@ def classic_checkpoint(tmp_path_factory) -> Path:
     return build_classic_checkpoint(tmp_path_factory.mktemp("tiny_classic"))
 
 
-def make_context(model_dir: Path, headers: list[dict] | None = None, yaml_config: dict | None = None):
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_context(model_dir: Path, headers: list[dict] | None = None, yaml_config: dict | None = None, metrics=None):
     """A real ts.context.Context, as TorchServe builds it for a worker, with per-request headers."""
     from ts.context import Context, RequestProcessor
 
-    context = Context("ner_model", str(model_dir), {}, 8, None, "0.12.0", model_yaml_config=yaml_config or {})
+    manifest = {"model": {"modelName": "ner_model", "modelVersion": "1.0"}}
+    context = Context("ner_model", str(model_dir), manifest, 8, None, "0.12.0", metrics=metrics,
+                      model_yaml_config=yaml_config or {})
     if headers is not None:
         context.request_processor = [RequestProcessor(h) for h in headers]
     return context
@@ -37,11 +42,20 @@ def load_handler(model_dir: Path, yaml_config: dict | None = None):
     return handler
 
 
-def run_batch(handler, items: list[dict], content_types: list[str | None] | None = None):
+def project_metrics_cache():
+    """TorchServe's metrics cache loaded from the project's handler/metrics.yaml, as a worker loads it."""
+    from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+
+    cache = MetricsCacheYamlImpl(config_file_path=str(ROOT / "handler" / "metrics.yaml"))
+    cache.initialize_cache()
+    return cache
+
+
+def run_batch(handler, items: list[dict], content_types: list[str | None] | None = None, metrics=None):
     """Call handle() like a TorchServe worker; returns (responses, [(status, phrase)] per request)."""
     content_types = content_types or [None] * len(items)
     headers = [{"Content-Type": ct} if ct else {} for ct in content_types]
-    context = make_context(Path("model_dir_unused_by_handle"), headers)
+    context = make_context(Path("model_dir_unused_by_handle"), headers, metrics=metrics)
     responses = handler.handle(items, context)
     statuses = [context.get_response_status(i) for i in range(len(items))]
     return responses, statuses

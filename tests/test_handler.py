@@ -129,3 +129,20 @@ def test_initialize_refuses_a_tokenizer_bigger_than_the_embeddings(tiny_checkpoi
         vocab.write("".join(f"extra{i}\n" for i in range(10)))
     with pytest.raises(ValueError, match="tokenizer .* has \\d+ tokens but the model config's vocab_size"):
         load_handler(ckpt)
+
+
+def test_metrics_match_the_declared_dimensions(tiny_handler, caplog):
+    """Every metric the handler emits is declared in handler/metrics.yaml with the same dimensions."""
+    import logging
+
+    from tests.conftest import project_metrics_cache
+
+    cache = project_metrics_cache()
+    cache.set_request_ids({0: "a", 1: "b"})
+    with caplog.at_level(logging.INFO):
+        run_batch(tiny_handler, [{"body": {"text": SENTENCES[0]}}, {"body": {"text": 1}}], metrics=cache)
+    emitted = "\n".join(r.getMessage() for r in caplog.records if "[METRICS]" in r.getMessage())
+    for name in ("NerRequests", "NerEntitiesPerRequest", "NerWordPiecesPerRequest", "NerWindowsPerRequest",
+                 "NerRequestsPerBatch", "NerPreprocessSeconds", "NerInferenceSeconds", "NerPostprocessSeconds"):
+        assert f"[METRICS]{name}." in emitted, name
+    assert "Outcome:ok" in emitted and "Outcome:client_error" in emitted and "ModelVersion:1.0" in emitted

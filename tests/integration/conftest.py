@@ -21,7 +21,7 @@ def java_available():
         pytest.fail("Java 17 is required by TorchServe (Debian: apt-get install openjdk-17-jre-headless)")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_server(tmp_path_factory, tiny_checkpoint, java_available):
     """TorchServe serving the tiny random checkpoint as ner_model, batches of up to 8 within 50 ms."""
     workdir = tmp_path_factory.mktemp("ts")

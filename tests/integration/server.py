@@ -57,6 +57,7 @@ class TorchServe:
                 "disable_token_authorization=true",
                 "enable_model_api=true",
                 "metrics_mode=prometheus",
+                f"metrics_config={ROOT / 'handler' / 'metrics.yaml'}",
                 "install_py_dep_per_model=false",
                 "default_workers_per_model=1",
                 "vmargs=-Xmx256m -XX:-UsePerfData",
