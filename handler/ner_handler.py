@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 WARMUP_TEXT = "Warm-up sentence one, in Paris."
 BATCH_SIZE_HEADER = "X-NER-Batch-Size"
+VERSION_HEADER = "X-NER-Model-Version"
 
 
 class NerHandler(BaseHandler):
@@ -39,6 +40,7 @@ class NerHandler(BaseHandler):
         self.settings = HandlerSettings()
         self.tokenizer = None
         self.id2label: dict[int, str] = {}
+        self.model_version = "unknown"
 
     def initialize(self, context) -> None:
         properties = context.system_properties
@@ -63,6 +65,8 @@ class NerHandler(BaseHandler):
             )
         self.model = model.to(self.device).eval()
         self.id2label = dict(model.id2label)
+        manifest = getattr(context, "manifest", None) or {}
+        self.model_version = str(manifest.get("model", {}).get("modelVersion", "unknown"))
         self.initialized = True
         self._warm_up()
         logger.info(
@@ -132,13 +136,15 @@ class NerHandler(BaseHandler):
             context.set_response_status(code=error.status, phrase=error.message, idx=index)
 
     def _set_headers(self, size: int) -> None:
-        """JSON content type (TorchServe sets none for dict responses), and how many requests shared the batch."""
+        """JSON content type (TorchServe sets none for dict responses), the model version that answered (so a
+        client can tell versions apart during an upgrade), and how many requests shared the batch."""
         context = getattr(self, "context", None)
         if context is None or getattr(context, "request_processor", None) is None:
             return
         for index in range(size):
             context.set_response_content_type(index, "application/json")
             context.set_response_header(index, BATCH_SIZE_HEADER, str(size))
+            context.set_response_header(index, VERSION_HEADER, self.model_version)
 
     def _record_metrics(self, batch: PreparedBatch, responses: list[dict[str, Any]],
                         stage_seconds: tuple[float, float, float]) -> None:
@@ -147,9 +153,7 @@ class NerHandler(BaseHandler):
         if metrics is None:
             return
         name = getattr(self.context, "model_name", None) or "ner_model"
-        manifest = getattr(self.context, "manifest", None) or {}
-        version = str(manifest.get("model", {}).get("modelVersion", "unknown"))
-        base = [Dimension("ModelName", name), Dimension("ModelVersion", version)]
+        base = [Dimension("ModelName", name), Dimension("ModelVersion", self.model_version)]
         level = Dimension("Level", "Model")
 
         def histogram(metric: str, value: float, unit: str = "Count") -> None:

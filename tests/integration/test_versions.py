@@ -1,0 +1,132 @@
+"""Upgrade under load with the project's CLI: register v2, canary, set-default, scale, unregister v1.
+
+A steady stream of concurrent requests on the unversioned endpoint must see no failure, and every response must
+come from the version that was the default while it was served (X-NER-Model-Version tells which answered).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.integration.server import ROOT, TorchServe, build_archive
+from tests.tiny_models import build_hf_checkpoint
+
+CLIENTS = 6
+TEXTS = ["Angela Merkel met Tim Cook in Berlin.", "john smith flew to paris", "Mary took aspirin in London"]
+
+
+@pytest.fixture(scope="module")
+def versioned_server(tmp_path_factory, java_available):
+    workdir = tmp_path_factory.mktemp("versions")
+    store = workdir / "model_store"
+    build_archive(build_hf_checkpoint(workdir / "v1", seed=0), store, version="1.0", versioned=True)
+    build_archive(build_hf_checkpoint(workdir / "v2", seed=1), store, version="2.0", versioned=True)
+    models = ('models={"ner_model": {"1.0": {"defaultVersion": true, "marName": "ner_model_v1.0.mar", '
+              '"minWorkers": 1, "maxWorkers": 1, "batchSize": 8, "maxBatchDelay": 20, "responseTimeout": 120}}}')
+    server = TorchServe(workdir, store, "ner_model=ner_model_v1.0.mar", extra_config=models).start()
+    yield server
+    server.stop()
+
+
+def manage(server, *args, check=True):
+    command = [sys.executable, str(ROOT / "scripts" / "manage.py"), "--management", server.management,
+               "--inference", server.inference, *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args}: exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+class Load:
+    """Clients posting to /predictions/ner_model in a loop, recording (start, end, status, version)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.stop = threading.Event()
+        self.records: list[tuple[float, float, int, str]] = []
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(CLIENTS)]
+
+    def run(self, index: int) -> None:
+        session = requests.Session()
+        n = index
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                response = session.post(self.url, json={"text": TEXTS[n % len(TEXTS)]}, timeout=120)
+                status, version = response.status_code, response.headers.get("X-NER-Model-Version", "")
+            except requests.RequestException as err:
+                status, version = -1, type(err).__name__
+            with self.lock:
+                self.records.append((started, time.monotonic(), status, version))
+            n += 1
+
+    def __enter__(self) -> "Load":
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=180)
+
+
+def test_zero_downtime_upgrade(versioned_server):
+    server = versioned_server
+    with Load(f"{server.inference}/predictions/ner_model") as load:
+        time.sleep(2)
+        manage(server, "register", str(server.model_store / "ner_model_v2.0.mar"), "--version", "2.0",
+               "--batch-size", "8", "--max-batch-delay", "20", "--workers", "1")
+        canary = manage(server, "canary", "ner_model", "2.0", *sum((["--text", t] for t in TEXTS), []), check=False)
+        assert canary.returncode in (0, 1), canary.stderr  # 1: the two random models disagree, as they should
+        assert "texts give the same entities" in canary.stdout
+        time.sleep(1)
+        switch_started = time.monotonic()
+        manage(server, "set-default", "ner_model", "2.0")
+        switch_done = time.monotonic()
+        time.sleep(1)
+        manage(server, "scale", "ner_model", "--min", "2", "--max", "2")
+        refused = manage(server, "unregister", "ner_model", "2.0", check=False)
+        assert refused.returncode == 2 and "default version" in refused.stderr
+        manage(server, "unregister", "ner_model", "1.0")
+        time.sleep(2)
+    records = load.records
+    failed = [r for r in records if r[2] != 200]
+    assert len(records) > 50, f"only {len(records)} requests were sent"
+    assert not failed, f"{len(failed)} of {len(records)} requests failed: {failed[:5]}"
+    before = [r for r in records if r[1] < switch_started]
+    after = [r for r in records if r[0] > switch_done]
+    assert before and after
+    assert {r[3] for r in before} == {"1.0"}
+    assert {r[3] for r in after} == {"2.0"}
+    listed = json.loads(manage(server, "--json", "list").stdout)
+    assert [(r["version"], r["default"], r["ready_workers"]) for r in listed] == [("2.0", True, 2)]
+    ready = manage(server, "ready", "ner_model")
+    assert "2 READY" in ready.stdout
+    # The closing note of the upgrade issue quotes these numbers.
+    print(f"\nzero-downtime switch: {len(records)} requests, {len(failed)} failed, "
+          f"{len(before)} served by 1.0 before the switch, {len(after)} by 2.0 after it")
+
+
+def test_cli_errors_are_clear(versioned_server):
+    server = versioned_server
+    missing = manage(server, "describe", "no_such_model", check=False)
+    assert missing.returncode == 2 and "HTTP 404" in missing.stderr
+    bad_workers = manage(server, "register", "x.mar", "--workers", "0", check=False)
+    assert bad_workers.returncode == 2 and "at least 1" in bad_workers.stderr
+    wrong_version = manage(server, "register", str(server.model_store / "ner_model_v2.0.mar"), "--version", "3.0",
+                           check=False)
+    assert wrong_version.returncode == 2 and "holds version 2.0" in wrong_version.stderr
+    unreachable = subprocess.run([sys.executable, str(ROOT / "scripts" / "manage.py"), "--management",
+                                  "http://127.0.0.1:9", "--json", "list"], capture_output=True, text=True, timeout=60)
+    assert unreachable.returncode == 2 and json.loads(unreachable.stderr)["error"].startswith("cannot reach")
+    not_ready = manage(server, "ready", "no_such_model", check=False)
+    assert not_ready.returncode == 1
