@@ -44,6 +44,8 @@ MODEL_STORE="${NER_MODEL_STORE:-$ROOT/model_store}"
 export TMPDIR="${NER_STATE_DIR:-$ROOT/.cache/torchserve}"
 export LOG_LOCATION="${LOG_LOCATION:-$ROOT/logs}"
 export METRICS_LOCATION="$LOG_LOCATION"
+# The frontend puts worker sockets in java.io.tmpdir (/tmp by default), not TMPDIR: keep them per instance too.
+export JAVA_TOOL_OPTIONS="${JAVA_TOOL_OPTIONS:-} -Djava.io.tmpdir=$TMPDIR"
 mkdir -p "$TMPDIR" "$LOG_LOCATION" "$MODEL_STORE"
 
 if [[ -n "$MODEL" ]]; then

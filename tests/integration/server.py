@@ -28,7 +28,8 @@ class TorchServe:
     def __init__(self, workdir: Path, model_store: Path, models: str, extra_config: str = "") -> None:
         self.workdir = workdir
         self.model_store = model_store
-        self.ports = {name: free_port() for name in ("inference", "management", "metrics")}
+        self.ports = {name: free_port() for name in ("inference", "management", "metrics", "grpc_inference",
+                                                     "grpc_management")}
         self.inference = f"http://127.0.0.1:{self.ports['inference']}"
         self.management = f"http://127.0.0.1:{self.ports['management']}"
         self.metrics = f"http://127.0.0.1:{self.ports['metrics']}"
@@ -52,6 +53,12 @@ class TorchServe:
                 f"inference_address={self.inference}",
                 f"management_address={self.management}",
                 f"metrics_address={self.metrics}",
+                # Every instance needs its own gRPC ports and worker sockets (java.io.tmpdir/.ts.sock.<port>),
+                # or a second instance, e.g. a running serve.sh, collides with this one.
+                "grpc_inference_address=127.0.0.1",
+                "grpc_management_address=127.0.0.1",
+                f"grpc_inference_port={self.ports['grpc_inference']}",
+                f"grpc_management_port={self.ports['grpc_management']}",
                 f"model_store={self.model_store}",
                 f"load_models={self.models}",
                 "disable_token_authorization=true",
@@ -60,7 +67,7 @@ class TorchServe:
                 f"metrics_config={ROOT / 'handler' / 'metrics.yaml'}",
                 "install_py_dep_per_model=false",
                 "default_workers_per_model=1",
-                "vmargs=-Xmx256m -XX:-UsePerfData",
+                f"vmargs=-Xmx256m -XX:-UsePerfData -Djava.io.tmpdir={self.tmpdir}",
                 self.extra_config,
             ]) + "\n"
         )

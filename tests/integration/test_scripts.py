@@ -17,6 +17,8 @@ def instance_env(tmp_path):
     config = (ROOT / "config.properties").read_text()
     for name, port in ports.items():
         config = re.sub(rf"^{name}_address=.*$", f"{name}_address=http://127.0.0.1:{port}", config, flags=re.M)
+    for name in ("grpc_inference_port", "grpc_management_port"):
+        config = re.sub(rf"^{name}=.*$", f"{name}={free_port()}", config, flags=re.M)
     config_path = tmp_path / "config.properties"
     config_path.write_text(config)
     env = dict(os.environ, NER_TS_CONFIG=str(config_path), NER_MODEL_STORE=str(tmp_path / "store"),

@@ -1,0 +1,363 @@
+#!/usr/bin/env python3
+"""Benchmark NER serving paths side by side on one model and one sentence mix, in one run.
+
+Measures, in this order: the transformers pipeline in-process (batch_size 1 and 32; the baseline), the raw
+ceiling (pre-tokenised, length-sorted, batched forward passes only), our handler in-process (no server), the
+served path (TorchServe REST at several client concurrencies, async client), and, when a gateway URL is given,
+the gateway's WebSocket path at the same concurrencies. Every throughput is also given as a ratio to the
+pipeline with batch_size 32 measured in the same run, so results hold on a noisy machine.
+
+Needs a running server (./scripts/serve.sh) for the served rows. Writes JSON, a Markdown table and a PNG plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BASELINE = "hf_pipeline_bs32"
+SHORT_SENTENCE = "Angela Merkel met Tim Cook in Berlin."
+RESULT_KEYS = ("name", "kind", "texts", "seconds", "texts_per_s", "vs_baseline", "concurrency",
+               "p50_ms", "p95_ms", "p99_ms", "errors")
+
+logger = logging.getLogger("bench")
+
+
+# --- pure helpers (unit-tested) ------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default method); q in [0, 100]."""
+    if not values:
+        return math.nan
+    if not 0 <= q <= 100:
+        raise ValueError(f"q must be in [0, 100], got {q}")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def result_row(name: str, kind: str, texts: int, seconds: float, latencies_ms: list[float] | None = None,
+               concurrency: int | None = None, errors: int = 0) -> dict[str, Any]:
+    latencies_ms = latencies_ms or []
+    return {
+        "name": name, "kind": kind, "texts": texts, "seconds": round(seconds, 4),
+        "texts_per_s": round(texts / seconds, 2) if seconds > 0 else math.nan, "vs_baseline": None,
+        "concurrency": concurrency,
+        "p50_ms": round(percentile(latencies_ms, 50), 2) if latencies_ms else None,
+        "p95_ms": round(percentile(latencies_ms, 95), 2) if latencies_ms else None,
+        "p99_ms": round(percentile(latencies_ms, 99), 2) if latencies_ms else None,
+        "errors": errors,
+    }
+
+
+def add_ratios(rows: list[dict[str, Any]], baseline: str = BASELINE) -> list[dict[str, Any]]:
+    base = next((r for r in rows if r["name"] == baseline), None)
+    for row in rows:
+        row["vs_baseline"] = round(row["texts_per_s"] / base["texts_per_s"], 3) if base else None
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| method | clients | texts/s | vs HF pipeline bs32 | p50 ms | p95 ms | p99 ms | errors |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [r["name"], r["concurrency"] or "-", f"{r['texts_per_s']:.1f}",
+                 f"{r['vs_baseline']:.2f}x" if r["vs_baseline"] is not None else "-",
+                 r["p50_ms"] if r["p50_ms"] is not None else "-", r["p95_ms"] if r["p95_ms"] is not None else "-",
+                 r["p99_ms"] if r["p99_ms"] is not None else "-", r["errors"]]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def build_workload(seed: int, sentences: int, documents: int) -> list[str]:
+    """A fixed mix: short and medium sentences from the project's generator, plus a few multi-paragraph documents."""
+    sys.path.insert(0, str(ROOT))
+    from scripts.demo_data import corpus
+
+    rng = random.Random(seed)
+    # A seed of its own, so the benchmark's sentences are not the demo model's training sentences.
+    pool = [example.text for example in corpus.generate_corpus(sentences + documents * 40, seed=seed)]
+    rng.shuffle(pool)
+    texts = pool[:sentences]
+    for d in range(documents):
+        body = pool[sentences + d * 40: sentences + (d + 1) * 40]
+        paragraphs = [" ".join(body[i:i + 5]) for i in range(0, len(body), 5)]
+        texts.append("\n\n".join(paragraphs))
+    rng.shuffle(texts)
+    return texts
+
+
+# --- in-process measurements -------------------------------------------------------------------------------
+
+
+def bench_pipeline(model_dir: Path, texts: list[str], batch_size: int) -> dict[str, Any]:
+    from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
+    ner = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="first",
+                   device=-1, stride=128)
+    ner(texts[:4], batch_size=batch_size)  # warm-up
+    started = time.perf_counter()
+    ner(texts, batch_size=batch_size)
+    return result_row(f"hf_pipeline_bs{batch_size}", "in-process", len(texts), time.perf_counter() - started)
+
+
+def load_handler(model_dir: Path):
+    sys.path[:0] = [str(ROOT), str(ROOT / "handler")]
+    from ts.context import Context
+
+    from ner_handler import NerHandler
+
+    handler = NerHandler()
+    handler.initialize(Context("ner_model", str(model_dir), {}, 32, None, "0.12.0"))
+    return handler
+
+
+def bench_raw_ceiling(handler, texts: list[str], batch_size: int = 32) -> dict[str, Any]:
+    """Forward passes only, on inputs tokenised, windowed and length-sorted beforehand: what the model can do."""
+    import torch
+
+    items = [{"body": {"text": t}} for t in texts]
+    batches = [handler.prepare(items[i:i + batch_size], [None] * len(items[i:i + batch_size]))
+               for i in range(0, len(items), batch_size)]
+    tensors = [(torch.from_numpy(p.input_ids), torch.from_numpy(p.attention_mask)) for b in batches for p in b.passes]
+    with torch.inference_mode():
+        handler.model(*tensors[0])
+        started = time.perf_counter()
+        for ids, mask in tensors:
+            handler.model(ids, mask)
+    return result_row("raw_forward_ceiling", "in-process", len(texts), time.perf_counter() - started)
+
+
+def bench_handler(handler, texts: list[str], batch_size: int = 32) -> dict[str, Any]:
+    """The handler's whole handle() (parse, tokenise, window, forward, decode, JSON-ready dicts) per batch."""
+    items = [{"body": {"text": t}} for t in texts]
+    handler.handle(items[:batch_size], handler_context())
+    started = time.perf_counter()
+    for i in range(0, len(items), batch_size):
+        handler.handle(items[i:i + batch_size], handler_context())
+    return result_row(f"our_handler_bs{batch_size}", "in-process", len(texts), time.perf_counter() - started)
+
+
+def handler_context():
+    from ts.context import Context
+
+    return Context("ner_model", ".", {}, 32, None, "0.12.0")
+
+
+def single_forward_latency(handler, runs: int = 200) -> list[float]:
+    """Milliseconds of one forward pass on the short sentence, batch of one (tokenised beforehand)."""
+    import torch
+
+    batch = handler.prepare([{"body": {"text": SHORT_SENTENCE}}], [None])
+    ids, mask = torch.from_numpy(batch.passes[0].input_ids), torch.from_numpy(batch.passes[0].attention_mask)
+    out = []
+    with torch.inference_mode():
+        for _ in range(runs + 5):
+            started = time.perf_counter()
+            handler.model(ids, mask)
+            out.append((time.perf_counter() - started) * 1000)
+    return out[5:]
+
+
+# --- served measurements -----------------------------------------------------------------------------------
+
+
+async def bench_rest(url: str, texts: list[str], concurrency: int, name: str = "torchserve_rest"):
+    import httpx
+
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for text in texts:
+        queue.put_nowait(text)
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while True:
+                try:
+                    text = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                started = time.perf_counter()
+                response = await client.post(url, json={"text": text})
+                latencies.append((time.perf_counter() - started) * 1000)
+                errors += response.status_code != 200
+
+        await client.post(url, json={"text": SHORT_SENTENCE})  # connection + warm path
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return result_row(name, "served", len(texts), seconds, latencies, concurrency, errors)
+
+
+async def bench_websocket(url: str, texts: list[str], concurrency: int, token: str | None):
+    """`concurrency` WebSocket connections, each with one message in flight at a time."""
+    import websockets
+
+    queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
+    for item in enumerate(texts):
+        queue.put_nowait(item)
+    latencies: list[float] = []
+    errors = 0
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+
+    async def connection() -> None:
+        nonlocal errors
+        async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
+            while True:
+                try:
+                    index, text = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                started = time.perf_counter()
+                await ws.send(json.dumps({"id": index, "text": text}))
+                reply = json.loads(await ws.recv())
+                latencies.append((time.perf_counter() - started) * 1000)
+                errors += "error" in reply
+
+    started = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(concurrency)))
+    return result_row("gateway_websocket", "served", len(texts), time.perf_counter() - started, latencies,
+                      concurrency, errors)
+
+
+def worker_rss_mb() -> list[float]:
+    import psutil
+
+    rss = []
+    for process in psutil.process_iter(["cmdline", "memory_info"]):
+        cmdline = " ".join(process.info.get("cmdline") or [])
+        if "model_service_worker" in cmdline and process.info.get("memory_info"):
+            rss.append(round(process.info["memory_info"].rss / 2**20, 1))
+    return rss
+
+
+# --- output ------------------------------------------------------------------------------------------------
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    labels = [r["name"] + (f" c{r['concurrency']}" if r["concurrency"] else "") for r in rows]
+    left.barh(labels, [r["texts_per_s"] for r in rows], color=["#888" if r["kind"] == "in-process" else "#3a7" for r in rows])
+    for y, r in enumerate(rows):
+        if r["vs_baseline"] is not None:
+            left.text(r["texts_per_s"], y, f" {r['vs_baseline']:.2f}x", va="center", fontsize=8)
+    left.set_xlabel("texts / s (ratio vs HF pipeline bs32)")
+    left.invert_yaxis()
+    for name in sorted({r["name"] for r in rows if r["kind"] == "served"}):
+        series = sorted((r for r in rows if r["name"] == name), key=lambda r: r["concurrency"])
+        conc = [r["concurrency"] for r in series]
+        right.plot(conc, [r["p50_ms"] for r in series], marker="o", label=f"{name} p50")
+        right.plot(conc, [r["p95_ms"] for r in series], marker="x", linestyle="--", label=f"{name} p95")
+    right.set_xscale("log", base=2)
+    right.set_xlabel("concurrent clients")
+    right.set_ylabel("latency ms")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=ROOT / "model_related_data", help="checkpoint [%(default)s]")
+    parser.add_argument("--url", default="http://127.0.0.1:8080/predictions/ner_model", help="served endpoint")
+    parser.add_argument("--gateway-ws", default=None, help="gateway WebSocket URL, e.g. ws://127.0.0.1:8000/ws/entities")
+    parser.add_argument("--gateway-token", default=None, help="gateway API key (Bearer)")
+    parser.add_argument("--sentences", type=int, default=600, help="short/medium sentences [%(default)s]")
+    parser.add_argument("--documents", type=int, default=4, help="long multi-paragraph documents [%(default)s]")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--skip-bs1", action="store_true", help="skip the slow pipeline batch_size 1 row")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench_results", help="output folder [%(default)s]")
+    parser.add_argument("--seed", type=int, default=1234)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from tqdm import tqdm
+
+    texts = build_workload(args.seed, args.sentences, args.documents)
+    steps = ["pipeline bs32", "pipeline bs1", "raw ceiling", "handler", "single sentence"]
+    steps += [f"rest c{c}" for c in args.concurrency]
+    steps += [f"ws c{c}" for c in args.concurrency] if args.gateway_ws else []
+    rows, extra = [], {}
+    with tqdm(total=len(steps), desc="benchmark", unit="step") as bar:
+        def step(label: str):
+            bar.set_postfix_str(label)
+
+        step("pipeline bs32")
+        rows.append(bench_pipeline(args.model_dir, texts, 32)); bar.update()
+        if not args.skip_bs1:
+            step("pipeline bs1")
+            rows.append(bench_pipeline(args.model_dir, texts, 1))
+        bar.update()
+        handler = load_handler(args.model_dir)
+        step("raw ceiling")
+        rows.append(bench_raw_ceiling(handler, texts)); bar.update()
+        step("handler")
+        rows.append(bench_handler(handler, texts)); bar.update()
+        step("single sentence")
+        forward = single_forward_latency(handler)
+        served_single = asyncio.run(bench_rest(args.url, [SHORT_SENTENCE] * 200, 1, "single_sentence_rest"))
+        extra["single_sentence"] = {
+            "raw_forward_p50_ms": round(percentile(forward, 50), 2),
+            "served_p50_ms": served_single["p50_ms"],
+            "overhead_p50_ms": round(served_single["p50_ms"] - percentile(forward, 50), 2),
+        }
+        bar.update()
+        del handler
+        for concurrency in args.concurrency:
+            step(f"rest c{concurrency}")
+            rows.append(asyncio.run(bench_rest(args.url, texts, concurrency))); bar.update()
+        if args.gateway_ws:
+            for concurrency in args.concurrency:
+                step(f"ws c{concurrency}")
+                rows.append(asyncio.run(bench_websocket(args.gateway_ws, texts, concurrency, args.gateway_token)))
+                bar.update()
+    add_ratios(rows)
+    ceiling = next(r for r in rows if r["name"] == "raw_forward_ceiling")["texts_per_s"]
+    served = {r["concurrency"]: r for r in rows if r["name"] == "torchserve_rest"}
+    extra["served_vs_ceiling"] = {c: round(r["texts_per_s"] / ceiling, 3) for c, r in served.items()}
+    extra["worker_rss_mb"] = worker_rss_mb()
+    report = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpus": __import__("os").cpu_count(), "python": platform.python_version()},
+        "model_dir": str(args.model_dir), "texts": len(texts), "documents": args.documents,
+        "mean_chars": round(statistics.mean(len(t) for t in texts), 1),
+        "rows": rows, **extra,
+    }
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "bench.json").write_text(json.dumps(report, indent=2))
+    table = markdown_table(rows)
+    notes = (f"\n\nsingle short sentence, one client: served p50 {extra['single_sentence']['served_p50_ms']} ms, "
+             f"raw forward p50 {extra['single_sentence']['raw_forward_p50_ms']} ms, overhead "
+             f"{extra['single_sentence']['overhead_p50_ms']} ms\nserved / raw ceiling by clients: "
+             f"{extra['served_vs_ceiling']}\nworker RSS MB: {extra['worker_rss_mb']}\n")
+    (args.output / "bench.md").write_text(table + notes)
+    plot(rows, args.output / "bench.png")
+    print(table + notes)
+    print(f"wrote {args.output / 'bench.json'}, bench.md, bench.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""The benchmark's own logic: percentiles, ratios, result schema, table (speed itself is never asserted)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from scripts.bench import RESULT_KEYS, add_ratios, markdown_table, percentile, result_row
+
+
+@pytest.mark.parametrize("q", [0, 25, 50, 90, 95, 99, 100])
+def test_percentile_matches_numpy(q):
+    values = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0, 8.0]
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)))
+
+
+def test_percentile_edges():
+    assert math.isnan(percentile([], 50))
+    assert percentile([4.0], 99) == 4.0
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+
+
+def test_rows_have_the_schema_and_ratios_use_the_baseline():
+    rows = [
+        result_row("hf_pipeline_bs32", "in-process", 100, 2.0),
+        result_row("torchserve_rest", "served", 100, 0.5, [10.0, 20.0, 30.0, 40.0], concurrency=32, errors=1),
+    ]
+    add_ratios(rows)
+    assert all(tuple(r) == RESULT_KEYS for r in rows)
+    assert rows[0]["texts_per_s"] == 50.0 and rows[0]["vs_baseline"] == 1.0
+    assert rows[1]["texts_per_s"] == 200.0 and rows[1]["vs_baseline"] == 4.0
+    assert rows[1]["p50_ms"] == 25.0 and rows[1]["p99_ms"] == pytest.approx(39.7)
+    table = markdown_table(rows)
+    assert "| torchserve_rest | 32 | 200.0 | 4.00x | 25.0 |" in table
+    assert table.count("\n") == 3
+
+
+def test_ratios_without_a_baseline_stay_empty():
+    rows = add_ratios([result_row("x", "served", 10, 1.0)])
+    assert rows[0]["vs_baseline"] is None
