@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.tiny_models import build_classic_checkpoint, build_hf_checkpoint
+
+
+@pytest.fixture(scope="session")
+def java_available():
+    if shutil.which("java") is None:
+        pytest.fail("Java 17 is required by TorchServe (Debian: apt-get install openjdk-17-jre-headless)")
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from tests.integration.server import TorchServe, build_archive
@@ -13,12 +11,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/integration/" in str(item.fspath).replace("\\", "/"):
             item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture(scope="session")
-def java_available():
-    if shutil.which("java") is None:
-        pytest.fail("Java 17 is required by TorchServe (Debian: apt-get install openjdk-17-jre-headless)")
 
 
 @pytest.fixture(scope="session")
