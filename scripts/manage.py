@@ -138,8 +138,7 @@ def cmd_describe(client, args) -> tuple[Any, str]:
                      f"batch {e.get('batchSize')}, max delay {e.get('maxBatchDelay')} ms, workers "
                      f"{e.get('minWorkers')}..{e.get('maxWorkers')}, archive {e.get('modelUrl')}")
         for w in e.get("workers", []):
-            lines.append(f"  worker {w.get('id')}: {w.get('status')} pid {w.get('pid')} "
-                         f"memory {w.get('memoryUsage', 0) / 1e6:.0f} MB")
+            lines.append(f"  worker {w.get('id')}: {w.get('status')} pid {w.get('pid')}")
     return entries, "\n".join(lines)
 
 

@@ -2,7 +2,8 @@
 
 TorchServe hands the handler, per request, ``{"body": dict}`` for JSON, ``{"body": str}`` for text/plain,
 ``{"body": bytearray}`` for other or missing content types and for JSON it could not decode, ``{"data": bytearray}``
-for a multipart field ``data``, and ``{}`` when the body was a form (``curl -d`` without a Content-Type).
+for a multipart field ``data``, and the form's fields when the body was a form (``curl -d`` without a
+Content-Type): ``{"text": bytearray}`` for ``-d 'text=...'``, ``{}`` for a JSON string sent as a form.
 """
 
 from __future__ import annotations
@@ -65,10 +66,12 @@ def _payload(item: Mapping[str, Any] | None) -> Any:
             'empty request body; send JSON {"text": "..."} with Content-Type: application/json, or plain text '
             "(a form-encoded body, curl -d without a Content-Type, reaches the model empty)",
         )
-    for key in ("body", "data"):
+    for key in ("body", "data", "text"):  # raw body, multipart field, form field
         if item.get(key) is not None:
             return item[key]
-    raise RequestError(400, "no 'body' and no multipart field 'data' in the request")
+    raise RequestError(
+        400, f"no body, multipart field 'data' or form field 'text'; got form fields {sorted(map(str, item))[:5]}"
+    )
 
 
 def _from_json(body: Mapping[str, Any], settings: HandlerSettings) -> NerRequest:

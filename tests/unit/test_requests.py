@@ -19,6 +19,8 @@ def test_json_text_plain_bytes_and_multipart_are_accepted():
     assert parse_request({"body": "Hi Rome"}, "text/plain", SETTINGS).text == "Hi Rome"
     assert parse_request({"body": bytearray("Zürich".encode())}, None, SETTINGS).text == "Zürich"
     assert parse_request({"data": bytearray(b"Hi")}, "multipart/form-data", SETTINGS).text == "Hi"
+    form = parse_request({"text": bytearray(b"Hi Rome")}, "application/x-www-form-urlencoded", SETTINGS)
+    assert form.text == "Hi Rome"
 
 
 def test_options_are_parsed_and_defaulted():
@@ -36,6 +38,7 @@ def test_empty_text_is_valid():
     "item,content_type,needle",
     [
         ({}, None, "empty request body"),
+        ({"txt": bytearray(b"x")}, "application/x-www-form-urlencoded", "got form fields ['txt']"),
         ({"body": bytearray(b"\xff\xfe")}, None, "not valid UTF-8"),
         ({"body": bytearray(b'{"text": ')}, "application/json", "not valid JSON"),
         ({"body": {"txt": "x"}}, None, "unknown field"),
