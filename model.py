@@ -105,6 +105,22 @@ class BertTokenClassifier(nn.Module):
         return model.eval()
 
 
+def quantize_int8_dynamic(model: BertTokenClassifier) -> nn.Module:
+    """Int8 weights (per output channel) for every Linear layer, activations quantised per batch; CPU only.
+
+    torch.ao.quantization warns that it is deprecated; it is still the fastest int8 path on x86 CPUs in this
+    torch version (fbgemm kernels), and the choice is measured in docs/PERFORMANCE.md.
+    """
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*")
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
+        return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+
+
 def find_weights(directory: Path) -> Path:
     for name in PREFERRED_WEIGHTS:
         if (directory / name).is_file():

@@ -18,11 +18,11 @@ from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
-from model import BertTokenClassifier
+from model import BertTokenClassifier, quantize_int8_dynamic
 from nerserve.decoding import OTHER_SEGMENT
 from nerserve.batch import PreparedBatch, build_responses, prepare_batch, window_logits
 from nerserve.requests import RequestError, parse_request
-from nerserve.settings import HandlerSettings
+from nerserve.settings import HandlerSettings, Quantization
 from nerserve.tokenization import encode_batch, load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -63,6 +63,10 @@ class NerHandler(BaseHandler):
                 f"tokenizer in {model_dir.name} has {vocab_size} tokens but the model config's vocab_size is "
                 f"{model.config.vocab_size} (embedding rows): tokenizer and weights do not belong together"
             )
+        if self.settings.quantization is Quantization.INT8_DYNAMIC:
+            if self.device.type != "cpu":
+                raise ValueError("handler.quantization int8_dynamic runs on CPU only; use 'none' on GPU")
+            model = quantize_int8_dynamic(model)
         self.model = model.to(self.device).eval()
         self.id2label = dict(model.id2label)
         manifest = getattr(context, "manifest", None) or {}
@@ -70,9 +74,9 @@ class NerHandler(BaseHandler):
         self.initialized = True
         self._warm_up()
         logger.info(
-            "NER model ready on %s: %d labels, windows of %d word pieces (overlap %d), %d padded tokens per forward",
-            self.device, len(self.id2label), self.settings.max_length, self.settings.window_overlap,
-            self.settings.tokens_per_forward,
+            "NER model ready on %s (%s): %d labels, windows of %d word pieces (overlap %d), %d padded tokens per "
+            "forward", self.device, self.settings.quantization.value, len(self.id2label), self.settings.max_length,
+            self.settings.window_overlap, self.settings.tokens_per_forward,
         )
 
     def _warm_up(self) -> None:

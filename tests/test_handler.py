@@ -146,3 +146,17 @@ def test_metrics_match_the_declared_dimensions(tiny_handler, caplog):
                  "NerRequestsPerBatch", "NerPreprocessSeconds", "NerInferenceSeconds", "NerPostprocessSeconds"):
         assert f"[METRICS]{name}." in emitted, name
     assert "Outcome:ok" in emitted and "Outcome:client_error" in emitted and "ModelVersion:1.0" in emitted
+
+
+def test_int8_quantization_switch_serves_close_scores(tiny_checkpoint, tiny_handler):
+    """The CPU int8 path: same response schema, argmax labels mostly kept, scores close to fp32."""
+    import torch
+
+    handler = load_handler(tiny_checkpoint, {"handler": {"quantization": "int8_dynamic"}})
+    assert any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in handler.model.modules())
+    fp32, _ = run_batch(tiny_handler, [{"body": {"text": t}} for t in SENTENCES])
+    int8, statuses = run_batch(handler, [{"body": {"text": t}} for t in SENTENCES])
+    assert all(s == (200, None) for s in statuses)
+    same = sum(a["entities"] == [] or set((e["label"], e["start"]) for e in a["entities"]) ==
+               set((e["label"], e["start"]) for e in b["entities"]) for a, b in zip(fp32, int8))
+    assert same >= len(SENTENCES) - 2

@@ -17,6 +17,13 @@ class Aggregation(str, enum.Enum):
     MAX = "max"
 
 
+class Quantization(str, enum.Enum):
+    """Optional faster compute paths; each is kept only where docs/PERFORMANCE.md shows it wins."""
+
+    NONE = "none"
+    INT8_DYNAMIC = "int8_dynamic"  # CPU: Linear layers with int8 weights (per channel), activations quantised on the fly
+
+
 class OutputFormat(str, enum.Enum):
     ENTITIES = "entities"
     SEGMENTS = "segments"
@@ -33,6 +40,7 @@ class HandlerSettings:
     tokens_per_forward: budget of padded word pieces per forward pass; windows are length-sorted and cut into
         sub-batches under this budget, so short sentences are never padded to the longest document.
     default_aggregation / default_format: used when a request does not say.
+    quantization: "int8_dynamic" runs the Linear layers in int8 on CPU (faster, slightly different scores).
     """
 
     max_text_chars: int = 100_000
@@ -41,6 +49,7 @@ class HandlerSettings:
     tokens_per_forward: int = 16_384
     default_aggregation: Aggregation = Aggregation.FIRST
     default_format: OutputFormat = OutputFormat.ENTITIES
+    quantization: Quantization = Quantization.NONE
 
     def __post_init__(self) -> None:
         if self.max_text_chars < 1:
@@ -70,6 +79,8 @@ class HandlerSettings:
             values["default_aggregation"] = parse_enum(Aggregation, values["default_aggregation"], "default_aggregation")
         if "default_format" in values:
             values["default_format"] = parse_enum(OutputFormat, values["default_format"], "default_format")
+        if "quantization" in values:
+            values["quantization"] = parse_enum(Quantization, values["quantization"], "quantization")
         for name in ("max_text_chars", "max_length", "window_overlap", "tokens_per_forward"):
             if name in values and (not isinstance(values[name], int) or isinstance(values[name], bool)):
                 raise ValueError(f"handler.{name} must be an integer, got {values[name]!r}")
