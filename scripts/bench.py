@@ -178,7 +178,7 @@ def single_forward_latency(handler, runs: int = 200) -> list[float]:
 
 
 async def bench_rest(url: str, texts: list[str], concurrency: int, name: str = "torchserve_rest"):
-    import httpx
+    import httpx2 as httpx
 
     queue: asyncio.Queue[str] = asyncio.Queue()
     for text in texts:

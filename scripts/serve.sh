@@ -20,6 +20,7 @@ Environment (defaults in brackets; tests use them to run a second instance on ot
   NER_MODEL_STORE  where the .mar is written and served from [model_store]
   NER_STATE_DIR    TorchServe's TMPDIR: pid file, sockets, unpacked models [.cache/torchserve]
   LOG_LOCATION     TorchServe's logs [logs]
+  NER_GATEWAY      0 to leave the real-time gateway out [1]; NER_GATEWAY_PORT etc. in docs/GATEWAY.md
 USAGE
 }
 
@@ -72,6 +73,13 @@ if ! "$PY" "$ROOT/scripts/ready.py" --config "$TS_CONFIG" --model ner_model --ti
   exit 1
 fi
 
+# The real-time gateway (WebSocket, SSE, demo page; docs/GATEWAY.md) in front of this TorchServe: it follows the
+# addresses in $TS_CONFIG and takes the demo page's labels from $MODEL_DIR. NER_GATEWAY=0 leaves it out.
+if [[ "${NER_GATEWAY:-1}" != "0" ]]; then
+  NER_TS_CONFIG="$TS_CONFIG" NER_GATEWAY_MODEL_DIR="${NER_GATEWAY_MODEL_DIR:-$MODEL_DIR}" \
+    NER_GATEWAY_STATE_DIR="${NER_GATEWAY_STATE_DIR:-$(dirname "$TMPDIR")/gateway}" "$ROOT/scripts/gateway.sh" restart
+fi
+
 address() { sed -n "s/^$1=//p" "$TS_CONFIG" | tail -n1; }
 INFERENCE="$(address inference_address)"
 cat <<MSG
@@ -85,3 +93,9 @@ Try:
 
 Stop with ./scripts/stop.sh
 MSG
+if [[ "${NER_GATEWAY:-1}" != "0" ]]; then
+  cat <<MSG
+Real-time gateway: http://127.0.0.1:${NER_GATEWAY_PORT:-8000}/ (demo page), ws://127.0.0.1:${NER_GATEWAY_PORT:-8000}/ws/entities
+  API key: \$(cat .cache/gateway/api_key)   (docs/GATEWAY.md)
+MSG
+fi

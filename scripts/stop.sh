@@ -8,6 +8,8 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
 fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export TMPDIR="${NER_STATE_DIR:-$ROOT/.cache/torchserve}"
+# The gateway first: its clients get close code 1012 rather than retries against a TorchServe going away.
+NER_GATEWAY_STATE_DIR="${NER_GATEWAY_STATE_DIR:-$(dirname "$TMPDIR")/gateway}" "$ROOT/scripts/gateway.sh" stop
 PID_FILE="$TMPDIR/.model_server.pid"
 if [[ -f "$PID_FILE" ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
   "$ROOT/.venv/bin/torchserve" --stop >/dev/null

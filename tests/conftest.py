@@ -10,6 +10,13 @@ import pytest
 from tests.tiny_models import build_classic_checkpoint, build_hf_checkpoint
 
 
+def pytest_collection_modifyitems(items):
+    """Everything under an integration/ folder starts real servers: mark it, so `-m "not integration"` skips it."""
+    for item in items:
+        if "/integration/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def java_available():
     if shutil.which("java") is None:
@@ -66,6 +73,23 @@ def run_batch(handler, items: list[dict], content_types: list[str | None] | None
     responses = handler.handle(items, context)
     statuses = [context.get_response_status(i) for i in range(len(items))]
     return responses, statuses
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tmp_path_factory, tiny_checkpoint, java_available):
+    """One real TorchServe for the session serving the tiny checkpoint as ner_model, batches of up to 8 in 50 ms."""
+    from tests.integration.server import TorchServe, build_archive
+
+    workdir = tmp_path_factory.mktemp("ts")
+    store = workdir / "model_store"
+    build_archive(tiny_checkpoint, store)
+    models = (
+        'models={"ner_model": {"1.0": {"defaultVersion": true, "marName": "ner_model.mar", "minWorkers": 1, '
+        '"maxWorkers": 1, "batchSize": 8, "maxBatchDelay": 50, "responseTimeout": 120}}}'
+    )
+    server = TorchServe(workdir, store, "ner_model=ner_model.mar", extra_config=models).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

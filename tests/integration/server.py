@@ -96,8 +96,14 @@ class TorchServe:
 
         if self.process is None:
             return []
-        parent = psutil.Process(self.process.pid)
-        return [p.pid for p in parent.children(recursive=True) if "model_service_worker" in " ".join(p.cmdline())]
+        pids = []
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                if "model_service_worker" in " ".join(child.cmdline()):
+                    pids.append(child.pid)
+            except psutil.Error:  # a killed worker stays a zombie until Java reaps it
+                continue
+        return pids
 
     def stop(self) -> None:
         if self.process is None:

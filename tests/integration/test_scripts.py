@@ -22,7 +22,8 @@ def instance_env(tmp_path):
     config_path = tmp_path / "config.properties"
     config_path.write_text(config)
     env = dict(os.environ, NER_TS_CONFIG=str(config_path), NER_MODEL_STORE=str(tmp_path / "store"),
-               NER_STATE_DIR=str(tmp_path / "state"), LOG_LOCATION=str(tmp_path / "logs"), READY_TIMEOUT="180")
+               NER_STATE_DIR=str(tmp_path / "state"), LOG_LOCATION=str(tmp_path / "logs"), READY_TIMEOUT="180",
+               NER_GATEWAY_PORT=str(free_port()))
     return env, ports, config_path
 
 

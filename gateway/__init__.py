@@ -1,0 +1,12 @@
+"""Real-time gateway in front of TorchServe's inference API: WebSocket, Server-Sent Events, REST and a demo page.
+
+TorchServe speaks plain HTTP request/response only; this ASGI app adds what interactive clients need (many
+messages in flight on one WebSocket, document streaming in order, API keys, retries while a worker restarts)
+and forwards every prediction to ``POST /predictions/<model>``, where TorchServe batches them dynamically.
+
+Modules, one concern each: ``settings`` (the one configuration object), ``auth`` (API keys), ``errors`` (typed
+errors and their status codes), ``schemas`` (request validation, offset rebasing), ``upstream`` (the pooled
+TorchServe client with retries), ``chunking`` (pure document splitting), ``streaming`` (ordered SSE over
+concurrent chunks), ``websocket`` (the WebSocket protocol), ``labels`` (the label legend), ``logs`` (redaction and
+the access log), ``services`` (what the endpoints share), ``app`` (routes and lifespan), ``__main__`` (uvicorn).
+"""

@@ -1,0 +1,229 @@
+"""The ASGI app: routes, lifespan (the pooled TorchServe client) and the one mapping of errors to responses.
+
+``create_app(settings)`` builds everything from a validated GatewaySettings; tests pass an httpx transport that
+stands in for TorchServe. Endpoints (docs/GATEWAY.md has examples):
+
+  GET  /                the demo page                      GET  /health   liveness, always 200
+  GET  /ready           200 when the model has a READY worker in TorchServe, else 503
+  GET  /v1/labels       entity labels for the legend       POST /v1/entities   TorchServe's API, passed through
+  POST /v1/stream       SSE for a document (JSON body)     GET  /v1/stream?text=...   the same, for EventSource
+  WS   /ws/entities     many requests in flight on one connection
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+from fastapi import Depends, FastAPI, Query, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sse_starlette import EventSourceResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.auth import ApiKeys, Authenticator
+from gateway.errors import GatewayError, bad_request, error_type, too_large
+from gateway.labels import LabelRegistry
+from gateway.logs import KEY_ID_SCOPE, AccessLogMiddleware
+from gateway.schemas import NerRequest, check_length, parse_json, parse_request
+from gateway.services import Services
+from gateway.settings import GatewaySettings
+from gateway.streaming import document_events, plan_chunks
+from gateway.upstream import TorchServeClient
+from gateway.websocket import serve_entities
+
+logger = logging.getLogger("gateway")
+
+PAGE = Path(__file__).resolve().parent / "static" / "index.html"
+SSE_PING_S = 15  # a comment line keeps proxies from closing a quiet stream
+SSE_SEND_TIMEOUT_S = 30  # a client that stops reading for this long is dropped
+
+
+def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+    """The gateway app; raises SettingsError when the label source in the settings cannot be read."""
+    auth = Authenticator(None if settings.auth_disabled else
+                         ApiKeys({key_id: secret.get_secret_value() for key_id, secret in settings.keys.items()}))
+    labels = LabelRegistry.from_settings(settings)
+    page, page_policy = demo_page()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = TorchServeClient(settings, transport)
+        app.state.services = Services(settings, client, auth, labels)
+        if auth.enabled:
+            logger.info("authentication on: %d API key(s), ids %s", len(auth.keys.key_ids), auth.keys.key_ids)
+        else:
+            logger.warning("AUTHENTICATION IS DISABLED (NER_GATEWAY_AUTH_DISABLED=1): anyone who can reach "
+                           "%s:%d can use the model", settings.host, settings.port)
+        logger.info("forwarding to %s/predictions/%s", settings.inference_url, settings.model_name)
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    app = FastAPI(title="NER gateway", summary="Real-time API in front of TorchServe", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # the docs UIs load scripts from a CDN
+    app.add_middleware(AccessLogMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+                           expose_headers=["X-NER-Batch-Size", "X-NER-Model-Version"])
+
+    @app.exception_handler(GatewayError)
+    async def gateway_error(request: Request, error: GatewayError) -> JSONResponse:
+        headers = {}
+        if error.status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        if error.retryable:
+            headers["Retry-After"] = "1"
+        return JSONResponse(error.to_body(), status_code=error.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        return JSONResponse(bad_request(problems).to_body(), status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        body = {"code": error.status_code, "type": error_type(error.status_code), "message": str(error.detail)}
+        return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+    def services(request: Request) -> Services:
+        return request.app.state.services
+
+    def caller(request: Request) -> str:
+        key_id = services(request).auth.authenticate(request.headers, request.query_params)
+        request.scope[KEY_ID_SCOPE] = key_id
+        return key_id
+
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Content-Security-Policy": page_policy, "Cache-Control": "no-cache",
+                                           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+
+    @app.get("/health", summary="Liveness: 200 while the process runs")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)  # for probes that use HEAD
+
+    @app.get("/ready", summary="Readiness: 200 when TorchServe has a READY worker for the model, else 503")
+    async def ready(request: Request) -> JSONResponse:
+        count, reason = await services(request).client.ready_workers()
+        body: dict[str, Any] = {"status": "ready" if count else "not ready", "model": settings.model_name,
+                                "ready_workers": count}
+        if reason:
+            body["reason"] = reason
+        return JSONResponse(body, status_code=200 if count else 503)
+
+    authenticated = [Depends(caller)]
+
+    @app.get("/v1/labels", summary="Entity labels of the served model", dependencies=authenticated)
+    async def get_labels(request: Request) -> dict[str, Any]:
+        return services(request).labels.snapshot()
+
+    @app.post("/v1/entities", summary="TorchServe's POST /predictions/<model>, passed through",
+              openapi_extra=_request_body_doc(), dependencies=authenticated)
+    async def entities(request: Request) -> Response:
+        body = await read_body(request, settings.max_message_bytes)
+        prediction = await services(request).client.predict(body, request.headers.get("content-type"))
+        return Response(prediction.content, media_type="application/json", headers=prediction.headers)
+
+    @app.post("/v1/stream", summary="Server-Sent Events for a document, in document order",
+              openapi_extra=_request_body_doc(), dependencies=authenticated)
+    async def stream_post(request: Request) -> Response:
+        body = await read_body(request, settings.max_message_bytes)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type == "text/plain":
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise GatewayError(400, f"the body is not valid UTF-8 (byte {err.start})") from None
+            check_length(text, settings.max_text_chars)
+            ner_request = NerRequest(text=text)
+        elif content_type in ("application/json", ""):
+            ner_request = parse_request(parse_json(body), NerRequest, settings.max_text_chars)
+        else:
+            raise GatewayError(415, f"send application/json or text/plain, not {content_type!r}")
+        return await event_stream(request, ner_request)
+
+    @app.get("/v1/stream", summary="Server-Sent Events for a short text given in the URL (for EventSource)",
+             dependencies=authenticated)
+    async def stream_get(request: Request, text: str = Query(...), aggregation: str | None = None,
+                         format: str | None = None) -> Response:
+        fields = {"text": text, "aggregation": aggregation, "format": format}
+        ner_request = parse_request({k: v for k, v in fields.items() if v is not None}, NerRequest,
+                                    settings.max_text_chars)
+        return await event_stream(request, ner_request)
+
+    async def event_stream(request: Request, ner_request: NerRequest) -> Response:
+        svc = services(request)
+        chunks = await plan_chunks(ner_request.text, settings.stream_chunk_chars)
+        first_chunk = resume_from(request)
+        if first_chunk and first_chunk >= len(chunks):
+            # EventSource reconnects whenever a stream ends; 204 is the one answer that stops it (the stream was
+            # complete: the Last-Event-ID it sends is the last chunk's).
+            return Response(status_code=204)
+
+        async def predict(payload: dict[str, Any]) -> dict[str, Any]:
+            body = await svc.client.predict_json(payload)
+            svc.labels.observe(body)
+            return body
+
+        events = document_events(predict, ner_request, chunks, settings.stream_concurrency, first_chunk)
+        return EventSourceResponse(events, ping=SSE_PING_S, send_timeout=SSE_SEND_TIMEOUT_S)
+
+    @app.websocket("/ws/entities")
+    async def websocket_entities(websocket: WebSocket) -> None:
+        await serve_entities(websocket, websocket.app.state.services)
+
+    return app
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes (never buffered beyond it)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(f"request body of {declared} bytes is over the limit of {limit}")
+    parts, size = [], 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise too_large(f"request body is over the limit of {limit} bytes")
+        parts.append(part)
+    return b"".join(parts)
+
+
+def resume_from(request: Request) -> int:
+    """The first chunk to send: after the one named by ``Last-Event-ID`` when EventSource reconnects."""
+    last = request.headers.get("last-event-id", "")
+    return int(last) + 1 if last.isdigit() and len(last) < 9 else 0
+
+
+def demo_page() -> tuple[str, str]:
+    """The page and a Content-Security-Policy that allows exactly its inline script and style, nothing remote."""
+    html = PAGE.read_text(encoding="utf-8")
+
+    def hashes(tag: str) -> str:
+        bodies = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.S)
+        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
+                        for body in bodies)
+
+    policy = (f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+              "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    return html, policy
+
+
+def _request_body_doc() -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": NerRequest.model_json_schema()},
+        "text/plain": {"schema": {"type": "string"}},
+    }}}

@@ -1,0 +1,165 @@
+"""The gateway's one pooled HTTP client to TorchServe, with timeouts and bounded retries.
+
+NER is idempotent, so a request that TorchServe could not serve because of its own state is sent again: 503 (no
+worker ready, queue full, worker restarting), 507 (the worker died while serving it; TorchServe restarts it in
+about 6 s) and connection failures. Retries back off exponentially with jitter and stop at a deadline measured
+from the first attempt. 4xx answers are the client's fault and are passed through at once with TorchServe's
+status and message; other 5xx and timeouts are not retried (a request that timed out would only time out again
+and double the load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import random
+import time
+from typing import Any
+
+import httpx2 as httpx
+
+from gateway.errors import GatewayError
+from gateway.settings import GatewaySettings
+
+logger = logging.getLogger("gateway.upstream")
+
+RETRY_STATUSES = frozenset({503, 507})
+# Failures before or while talking to TorchServe that a later attempt can fix. Read timeouts are not here.
+RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError, httpx.WriteError,
+                httpx.RemoteProtocolError)
+PASSTHROUGH_HEADERS = ("x-ner-batch-size", "x-ner-model-version")
+DESCRIBE_TIMEOUT_S = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """TorchServe's 2xx answer as it came: the JSON bytes, the headers worth passing on, and how many tries."""
+
+    content: bytes
+    headers: dict[str, str]
+    attempts: int
+
+    def json(self) -> dict[str, Any]:
+        try:
+            body = json.loads(self.content)
+        except ValueError:
+            raise GatewayError(502, "TorchServe answered something that is not JSON") from None
+        if not isinstance(body, dict):
+            raise GatewayError(502, "TorchServe answered with JSON that is not an object")
+        return body
+
+
+class TorchServeClient:
+    """Predictions and readiness of one model; create in the app's lifespan, ``aclose()`` at shutdown."""
+
+    def __init__(self, settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.settings = settings
+        timeout = httpx.Timeout(settings.upstream_timeout_s, connect=min(5.0, settings.upstream_timeout_s))
+        limits = httpx.Limits(max_connections=settings.upstream_concurrency + 4,
+                              max_keepalive_connections=settings.upstream_concurrency)
+        # trust_env=False: TorchServe is reached directly; an HTTP(S)_PROXY meant for the outside world must not
+        # capture loopback traffic.
+        self._client = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=False)
+        # Bounds requests in flight to TorchServe across all clients (its job queue answers 503 when full).
+        self._slots = asyncio.Semaphore(settings.upstream_concurrency)
+        self._predict_url = f"{settings.inference_url}/predictions/{settings.model_name}"
+        self._describe_url = f"{settings.management_url}/models/{settings.model_name}"
+        self._random = random.Random()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def predict(self, content: bytes, content_type: str | None) -> Prediction:
+        """POST the body as it is to TorchServe; retried while TorchServe cannot serve it, until the deadline."""
+        headers = {"Content-Type": content_type} if content_type else {}
+        started = time.monotonic()
+        deadline = started + self.settings.retry_deadline_s
+        attempt = 0
+        while True:
+            attempt += 1
+            failure = await self._attempt(content, headers, attempt)
+            if isinstance(failure, Prediction):
+                return failure
+            delay = self._backoff(attempt)
+            if time.monotonic() + delay > deadline:
+                if attempt > 1:
+                    spent = time.monotonic() - started
+                    failure = GatewayError(failure.status, f"{failure.message} (gave up after {attempt} attempts "
+                                           f"in {spent:.1f} s)", failure.kind, retryable=True)
+                logger.warning("prediction failed: %s", failure.message)
+                raise failure
+            logger.info("TorchServe could not serve a request (attempt %d): %s; retrying in %.2f s",
+                        attempt, failure.message, delay)
+            await asyncio.sleep(delay)
+
+    async def predict_json(self, payload: dict[str, Any]) -> dict[str, Any]:
+        content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        prediction = await self.predict(content, "application/json")
+        return prediction.json()
+
+    async def _attempt(self, content: bytes, headers: dict[str, str], attempt: int) -> Prediction | GatewayError:
+        """One try: a Prediction, or a retryable GatewayError; raises a GatewayError that must not be retried."""
+        timeout = self.settings.upstream_timeout_s
+        try:
+            async with self._slots:
+                # Enforced here as well as by httpx, so it holds whatever the transport does.
+                async with asyncio.timeout(timeout):
+                    response = await self._client.post(self._predict_url, content=content, headers=headers)
+        except TimeoutError:
+            raise GatewayError(504, f"TorchServe did not answer within {timeout:g} s") from None
+        except httpx.TimeoutException as err:
+            if isinstance(err, httpx.ConnectTimeout):
+                return GatewayError(503, "TorchServe is unreachable (connect timeout)", retryable=True)
+            raise GatewayError(504, f"TorchServe did not answer within {timeout:g} s") from None
+        except RETRY_ERRORS as err:
+            return GatewayError(503, f"TorchServe is unreachable ({type(err).__name__})", retryable=True)
+        except httpx.HTTPError as err:
+            raise GatewayError(502, f"request to TorchServe failed ({type(err).__name__})") from None
+        status = response.status_code
+        if status < 300:
+            passed = {name: response.headers[name] for name in PASSTHROUGH_HEADERS if name in response.headers}
+            return Prediction(response.content, passed, attempt)
+        kind, message = upstream_error(response)
+        if status in RETRY_STATUSES:
+            return GatewayError(503, f"TorchServe answered {status}: {message}", retryable=True)
+        if 400 <= status < 500:
+            raise GatewayError(status, message, kind)
+        raise GatewayError(502, f"TorchServe answered {status}: {message}")
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential with "equal jitter": half the step fixed, half random, so clients spread out but wait."""
+        step = min(self.settings.retry_backoff_max_s, self.settings.retry_backoff_initial_s * 2 ** (attempt - 1))
+        return step / 2 + self._random.uniform(0, step / 2)
+
+    async def ready_workers(self) -> tuple[int, str]:
+        """(READY workers of the model, a reason when there are none) from TorchServe's management API."""
+        try:
+            response = await self._client.get(self._describe_url, timeout=DESCRIBE_TIMEOUT_S)
+        except httpx.HTTPError as err:
+            return 0, f"management API unreachable ({type(err).__name__})"
+        if response.status_code != 200:
+            return 0, f"management API answered {response.status_code}: {upstream_error(response)[1]}"
+        try:
+            described = response.json()
+            ready = sum(1 for entry in described for worker in entry.get("workers", [])
+                        if worker.get("status") == "READY")
+        except (ValueError, TypeError, AttributeError):
+            return 0, "management API answered something that is not a model description"
+        return ready, "" if ready else "no READY worker"
+
+
+def upstream_error(response: httpx.Response) -> tuple[str | None, str]:
+    """(type, message) of a TorchServe error answer; its bodies are {"code", "type", "message"} or empty."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        kind = body.get("type") if isinstance(body.get("type"), str) else None
+        return kind, body["message"]
+    text = response.text.strip()[:300]
+    if not text and response.status_code == 413:
+        return None, "the request body is over TorchServe's max_request_size"
+    return None, text or response.reason_phrase or f"HTTP {response.status_code}"

@@ -1,0 +1,189 @@
+"""``/ws/entities``: many NER requests in flight on one WebSocket, replies correlated by ``id``.
+
+A message is plain text, or a JSON object ``{"id", "text", "aggregation", "format"}`` when its first non-space
+character is ``{``. Each message becomes its own TorchServe request, so the messages of all connections meet in
+TorchServe's dynamic batches. At most ``max_in_flight_per_connection`` run at once per connection: when all
+slots are taken the gateway stops reading the socket, and uvicorn stops reading TCP, so a fast sender is slowed
+down instead of filling memory. Replies come in completion order, not sending order; the ``id`` says which
+message a reply answers (the message's sequence number on the connection, from 1, when it has no ``id``).
+
+Close codes: 1008 failed authentication or a foreign Origin; 1009 a message over ``max_message_bytes``. Any other
+problem with one message is a JSON error reply ``{"id", "error": {"code", "type", "message"}}`` and the
+connection stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from gateway.auth import APP_SUBPROTOCOL
+from gateway.errors import CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, GatewayError, bad_request
+from gateway.schemas import MAX_ID_CHARS, NerMessage, NerRequest, check_length, parse_json, parse_request
+from gateway.services import Services
+
+logger = logging.getLogger("gateway.websocket")
+
+MessageId = str | int | None
+
+
+class MessageError(GatewayError):
+    """A message that cannot be served, with the id its error reply carries."""
+
+    def __init__(self, error: GatewayError, message_id: MessageId) -> None:
+        super().__init__(error.status, error.message, error.kind)
+        self.message_id = message_id
+
+
+def parse_message(text: str, sequence: int, max_text_chars: int) -> tuple[MessageId, NerRequest]:
+    """(reply id, request) of one text frame; raises MessageError."""
+    if not text.lstrip().startswith("{"):
+        try:
+            check_length(text, max_text_chars)
+        except GatewayError as err:
+            raise MessageError(err, sequence) from None
+        return sequence, NerRequest(text=text)
+    try:
+        body = parse_json(text)
+    except GatewayError as err:
+        raise MessageError(err, None) from None
+    message_id = body.get("id", sequence) if isinstance(body, dict) else None
+    if (not isinstance(message_id, (str, int)) or isinstance(message_id, bool)
+            or (isinstance(message_id, str) and len(message_id) > MAX_ID_CHARS)):
+        message_id = None  # an invalid id is not echoed
+    try:
+        message = parse_request(body, NerMessage, max_text_chars)
+    except GatewayError as err:
+        raise MessageError(err, message_id) from None
+    request = NerRequest(text=message.text, aggregation=message.aggregation, format=message.format)
+    return (message.id if "id" in message.model_fields_set else sequence), request
+
+
+def origin_allowed(headers: Mapping[str, str], allowed: list[str]) -> bool:
+    """Browsers send Origin on every WebSocket and enforce no CORS there: refuse pages from other sites.
+
+    Allowed: no Origin (not a browser), the gateway's own host (the demo page), or a configured CORS origin.
+    """
+    origin = headers.get("origin")
+    if origin is None or "*" in allowed or origin in allowed:
+        return True
+    return urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
+
+
+class EntitySocket:
+    """One accepted connection: reads messages, runs them concurrently within the limit, sends replies."""
+
+    def __init__(self, websocket: WebSocket, services: Services, key_id: str) -> None:
+        self.websocket = websocket
+        self.services = services
+        self.key_id = key_id
+        self.settings = services.settings
+        self._send_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+        self.messages = 0
+        self.errors = 0
+
+    async def run(self) -> None:
+        slots = asyncio.Semaphore(self.settings.max_in_flight_per_connection)
+        close_code = 1000
+        try:
+            while True:
+                # Backpressure: no free slot, no read.
+                await slots.acquire()
+                frame = await self.websocket.receive()
+                if frame["type"] == "websocket.disconnect":
+                    close_code = frame.get("code", 1000)
+                    break
+                self.messages += 1
+                text = self._text_of(frame)
+                if text is None:
+                    close_code = CLOSE_MESSAGE_TOO_BIG
+                    await self.websocket.close(CLOSE_MESSAGE_TOO_BIG,
+                                               f"message over {self.settings.max_message_bytes} bytes")
+                    break
+                try:
+                    if isinstance(text, GatewayError):
+                        raise MessageError(text, None)
+                    message_id, request = parse_message(text, self.messages, self.settings.max_text_chars)
+                except MessageError as err:
+                    slots.release()
+                    await self._reply({"id": err.message_id, "error": err.to_body()})
+                    continue
+                task = asyncio.create_task(self._answer(message_id, request))
+                self._tasks.add(task)
+                task.add_done_callback(lambda done: (self._tasks.discard(done), slots.release()))
+        except WebSocketDisconnect as disconnect:
+            close_code = disconnect.code
+        finally:
+            # Nobody is left to read the replies: stop the upstream work.
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            logger.info("websocket closed key=%s code=%s messages=%d errors=%d", self.key_id, close_code,
+                        self.messages, self.errors)
+
+    def _text_of(self, frame: Mapping[str, Any]) -> str | GatewayError | None:
+        """The frame's text; None when over the size limit; a GatewayError for a binary frame that is not UTF-8."""
+        limit = self.settings.max_message_bytes
+        text = frame.get("text")
+        if text is not None:
+            # 4 bytes per character at most: only count bytes when the length is near the limit.
+            if len(text) > limit or (4 * len(text) > limit and len(text.encode("utf-8", "surrogatepass")) > limit):
+                return None
+            return text
+        data = frame.get("bytes") or b""
+        if len(data) > limit:
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return bad_request(f"a binary message must be UTF-8 text (invalid byte at {err.start})")
+
+    async def _answer(self, message_id: MessageId, request: NerRequest) -> None:
+        try:
+            body = await self.services.client.predict_json(request.payload())
+            self.services.labels.observe(body)
+            reply = {"id": message_id, **body}
+        except GatewayError as err:
+            reply = {"id": message_id, "error": err.to_body()}
+        except Exception as err:
+            logger.exception("message failed key=%s", self.key_id)
+            reply = {"id": message_id, "error": GatewayError(500, f"internal error ({err.__class__.__name__})")
+                     .to_body()}
+        await self._reply(reply)
+
+    async def _reply(self, reply: dict[str, Any]) -> None:
+        if "error" in reply:
+            self.errors += 1
+        data = json.dumps(reply, ensure_ascii=False, separators=(",", ":"))
+        try:
+            async with self._send_lock:
+                await self.websocket.send_text(data)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            pass  # the client is gone; run() notices on its next read
+
+
+async def serve_entities(websocket: WebSocket, services: Services) -> None:
+    """Authenticate, then run the connection. Refusals are an accepted handshake closed with 1008: a refused
+    handshake would reach a browser only as code 1006, without the reason."""
+    offered = websocket.scope.get("subprotocols") or []
+    subprotocol = APP_SUBPROTOCOL if APP_SUBPROTOCOL in offered else None
+    try:
+        if not origin_allowed(websocket.headers, services.settings.cors_origins):
+            raise GatewayError(403, "origin not allowed")
+        key_id = services.auth.authenticate(websocket.headers, websocket.query_params, offered)
+    except GatewayError as err:
+        await websocket.accept(subprotocol=subprotocol)
+        await websocket.close(CLOSE_POLICY_VIOLATION, err.message[:120])
+        logger.info("websocket refused: %s", err.message)
+        return
+    await websocket.accept(subprotocol=subprotocol)
+    logger.info("websocket opened key=%s", key_id)
+    await EntitySocket(websocket, services, key_id).run()
