@@ -74,9 +74,10 @@ class NerHandler(BaseHandler):
         self.initialized = True
         self._warm_up()
         logger.info(
-            "NER model ready on %s (%s): %d labels, windows of %d word pieces (overlap %d), %d padded tokens per "
-            "forward", self.device, self.settings.quantization.value, len(self.id2label), self.settings.max_length,
-            self.settings.window_overlap, self.settings.tokens_per_forward,
+            "NER model ready on %s (%s, %d torch threads): %d labels, windows of %d word pieces (overlap %d), %d "
+            "padded tokens per forward", self.device, self.settings.quantization.value, torch.get_num_threads(),
+            len(self.id2label), self.settings.max_length, self.settings.window_overlap,
+            self.settings.tokens_per_forward,
         )
 
     def _warm_up(self) -> None:

@@ -36,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="name the file NAME_vVERSION.mar (to register several versions side by side)")
     parser.add_argument("--config", type=Path, default=MODEL_CONFIG,
                         help="per-model YAML with the handler's settings (default: handler/model_config.yaml)")
+    parser.add_argument("--quantization", choices=["none", "int8_dynamic"], default=None,
+                        help="override handler.quantization of the config (int8_dynamic: faster on CPU, see "
+                             "docs/PERFORMANCE.md)")
     parser.add_argument("--no-validate", action="store_true", help="skip loading the checkpoint before archiving")
     parser.add_argument("--zip-store", action="store_true", help="store without compression (faster, bigger)")
     return parser.parse_args(argv)
@@ -66,6 +69,15 @@ def validate(model_dir: Path) -> None:
     logger.info("checkpoint ok: %d labels (%s)", model.num_labels, ", ".join(model.id2label.values()))
 
 
+def write_config_override(source: Path, target: Path, handler_values: dict) -> None:
+    """A copy of the model-config YAML with some ``handler:`` keys replaced."""
+    import yaml
+
+    config = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
+    config.setdefault("handler", {}).update(handler_values)
+    target.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
@@ -91,15 +103,20 @@ def main(argv: list[str] | None = None) -> int:
     # folder so that it arrives as the package nerserve/ (TorchServe puts the archive root on sys.path).
     package_parent = staging / "src"
     shutil.copytree(CORE, package_parent / CORE.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    config = args.config
+    if args.quantization is not None:
+        config = staging / "model_config.yaml"
+        write_config_override(args.config, config, {"quantization": args.quantization})
     command = [
         archiver, "--model-name", args.name, "--version", args.version,
         "--model-file", str(MODEL_FILE), "--serialized-file", str(weights), "--handler", str(HANDLER),
         "--extra-files", ",".join([str(package_parent), *map(str, extras)]),
-        "--config-file", str(args.config), "--export-path", str(staging), "--force",
+        "--config-file", str(config), "--export-path", str(staging), "--force",
     ]
     if args.zip_store:
         command += ["--archive-format", "zip-store"]
-    logger.info("archiving %s (version %s) from %s ...", args.name, args.version, model_dir)
+    logger.info("archiving %s (version %s%s) from %s ...", args.name, args.version,
+                f", quantization {args.quantization}" if args.quantization else "", model_dir)
     try:
         subprocess.run(command, check=True)
         target = args.export_path / f"{file_name}.mar"

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "hf_pipeline_bs32"
 SHORT_SENTENCE = "Angela Merkel met Tim Cook in Berlin."
 RESULT_KEYS = ("name", "kind", "texts", "seconds", "texts_per_s", "vs_baseline", "concurrency",
-               "p50_ms", "p95_ms", "p99_ms", "errors")
+               "p50_ms", "p95_ms", "p99_ms", "errors")  # served rows add client_cpu_share
 
 logger = logging.getLogger("bench")
 
@@ -116,14 +116,15 @@ def bench_pipeline(model_dir: Path, texts: list[str], batch_size: int) -> dict[s
     return result_row(f"hf_pipeline_bs{batch_size}", "in-process", len(texts), time.perf_counter() - started)
 
 
-def load_handler(model_dir: Path):
+def load_handler(model_dir: Path, quantization: str = "none"):
     sys.path[:0] = [str(ROOT), str(ROOT / "handler")]
     from ts.context import Context
 
     from ner_handler import NerHandler
 
     handler = NerHandler()
-    handler.initialize(Context("ner_model", str(model_dir), {}, 32, None, "0.12.0"))
+    config = {"handler": {"quantization": quantization}}
+    handler.initialize(Context("ner_model", str(model_dir), {}, 32, None, "0.12.0", model_yaml_config=config))
     return handler
 
 
@@ -201,10 +202,12 @@ async def bench_rest(url: str, texts: list[str], concurrency: int, name: str = "
                 errors += response.status_code != 200
 
         await client.post(url, json={"text": SHORT_SENTENCE})  # connection + warm path
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        seconds = time.perf_counter() - started
-    return result_row(name, "served", len(texts), seconds, latencies, concurrency, errors)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    row = result_row(name, "served", len(texts), seconds, latencies, concurrency, errors)
+    row["client_cpu_share"] = round(cpu / seconds, 3)  # the load generator shares the machine's cores
+    return row
 
 
 async def bench_websocket(url: str, texts: list[str], concurrency: int, token: str | None):
@@ -232,10 +235,12 @@ async def bench_websocket(url: str, texts: list[str], concurrency: int, token: s
                 latencies.append((time.perf_counter() - started) * 1000)
                 errors += "error" in reply
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(connection() for _ in range(concurrency)))
-    return result_row("gateway_websocket", "served", len(texts), time.perf_counter() - started, latencies,
-                      concurrency, errors)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    row = result_row("gateway_websocket", "served", len(texts), seconds, latencies, concurrency, errors)
+    row["client_cpu_share"] = round(cpu / seconds, 3)
+    return row
 
 
 def worker_rss_mb() -> list[float]:
@@ -291,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-bs1", action="store_true", help="skip the slow pipeline batch_size 1 row")
     parser.add_argument("--output", type=Path, default=ROOT / "bench_results", help="output folder [%(default)s]")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--quantization", choices=["none", "int8_dynamic"], default="none",
+                        help="for the in-process handler rows; start the server with the same setting "
+                             "(./scripts/serve.sh --quantization ...) so the served rows match")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from tqdm import tqdm
@@ -310,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             step("pipeline bs1")
             rows.append(bench_pipeline(args.model_dir, texts, 1))
         bar.update()
-        handler = load_handler(args.model_dir)
+        handler = load_handler(args.model_dir, args.quantization)
         step("raw ceiling")
         rows.append(bench_raw_ceiling(handler, texts)); bar.update()
         step("handler")
@@ -341,14 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpus": __import__("os").cpu_count(), "python": platform.python_version()},
-        "model_dir": str(args.model_dir), "texts": len(texts), "documents": args.documents,
+        "model_dir": str(args.model_dir), "quantization": args.quantization, "texts": len(texts), "documents": args.documents,
         "mean_chars": round(statistics.mean(len(t) for t in texts), 1),
         "rows": rows, **extra,
     }
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "bench.json").write_text(json.dumps(report, indent=2))
     table = markdown_table(rows)
-    notes = (f"\n\nsingle short sentence, one client: served p50 {extra['single_sentence']['served_p50_ms']} ms, "
+    notes = (f"\n\nquantization (handler rows and the server they were run against): {args.quantization}\n"
+             f"single short sentence, one client: served p50 {extra['single_sentence']['served_p50_ms']} ms, "
              f"raw forward p50 {extra['single_sentence']['raw_forward_p50_ms']} ms, overhead "
              f"{extra['single_sentence']['overhead_p50_ms']} ms\nserved / raw ceiling by clients: "
              f"{extra['served_vs_ceiling']}\nworker RSS MB: {extra['worker_rss_mb']}\n")
