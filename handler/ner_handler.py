@@ -54,6 +54,8 @@ class NerHandler(BaseHandler):
         else:
             self.device = torch.device("cpu")
 
+        if settings.torch_threads and self.device.type == "cpu":
+            torch.set_num_threads(settings.torch_threads)
         model = BertTokenClassifier.from_checkpoint(model_dir)
         self.settings = settings.with_model_limit(model.config.max_position_embeddings)
         self.tokenizer = load_tokenizer(model_dir, self.settings.max_length)

@@ -116,6 +116,15 @@ def bench_pipeline(model_dir: Path, texts: list[str], batch_size: int) -> dict[s
     return result_row(f"hf_pipeline_bs{batch_size}", "in-process", len(texts), time.perf_counter() - started)
 
 
+def served_torch_threads() -> int:
+    """The intra-op threads of each served worker (handler/model_config.yaml; 0 means torch's default)."""
+    import torch
+    import yaml
+
+    config = yaml.safe_load((ROOT / "handler" / "model_config.yaml").read_text(encoding="utf-8")) or {}
+    return int((config.get("handler") or {}).get("torch_threads") or 0) or torch.get_num_threads()
+
+
 def load_handler(model_dir: Path, quantization: str = "none"):
     sys.path[:0] = [str(ROOT), str(ROOT / "handler")]
     from ts.context import Context
@@ -126,6 +135,18 @@ def load_handler(model_dir: Path, quantization: str = "none"):
     config = {"handler": {"quantization": quantization}}
     handler.initialize(Context("ner_model", str(model_dir), {}, 32, None, "0.12.0", model_yaml_config=config))
     return handler
+
+
+def handler_f1(handler) -> float:
+    """Micro F1 of the handler on the project's evaluation set: what a faster path costs in accuracy."""
+    sys.path.insert(0, str(ROOT))
+    from scripts.demo_data.evaluation import evaluate, load_eval_set
+
+    def predict(texts: list[str]) -> list[list[dict[str, Any]]]:
+        responses = handler.handle([{"body": {"text": t}} for t in texts], handler_context())
+        return [[{k: e[k] for k in ("label", "start", "end")} for e in r["entities"]] for r in responses]
+
+    return round(evaluate(predict, load_eval_set())["micro"]["f1"], 4)
 
 
 def bench_raw_ceiling(handler, texts: list[str], batch_size: int = 32) -> dict[str, Any]:
@@ -160,8 +181,20 @@ def handler_context():
     return Context("ner_model", ".", {}, 32, None, "0.12.0")
 
 
-def single_forward_latency(handler, runs: int = 200) -> list[float]:
-    """Milliseconds of one forward pass on the short sentence, batch of one (tokenised beforehand)."""
+def single_forward_latency(handler, threads: int, runs: int = 200) -> list[float]:
+    """Milliseconds of one forward pass on the short sentence, batch of one (tokenised beforehand), on
+    ``threads`` intra-op threads (restored afterwards)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _forward_latency(handler, runs)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _forward_latency(handler, runs: int) -> list[float]:
     import torch
 
     batch = handler.prepare([{"body": {"text": SHORT_SENTENCE}}], [None])
@@ -293,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sentences", type=int, default=600, help="short/medium sentences [%(default)s]")
     parser.add_argument("--documents", type=int, default=4, help="long multi-paragraph documents [%(default)s]")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="served rows send the workload this many times: a few seconds per row would let "
+                             "where the long documents fall decide the result [%(default)s]")
     parser.add_argument("--skip-bs1", action="store_true", help="skip the slow pipeline batch_size 1 row")
     parser.add_argument("--output", type=Path, default=ROOT / "bench_results", help="output folder [%(default)s]")
     parser.add_argument("--seed", type=int, default=1234)
@@ -301,10 +337,12 @@ def main(argv: list[str] | None = None) -> int:
                              "(./scripts/serve.sh --quantization ...) so the served rows match")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("httpx", "httpx2", "httpcore"):  # one INFO line per request would cost the client CPU
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from tqdm import tqdm
 
     texts = build_workload(args.seed, args.sentences, args.documents)
-    steps = ["pipeline bs32", "pipeline bs1", "raw ceiling", "handler", "single sentence"]
+    steps = ["pipeline bs32", "pipeline bs1", "raw ceiling", "handler", "single sentence", "accuracy"]
     steps += [f"rest c{c}" for c in args.concurrency]
     steps += [f"ws c{c}" for c in args.concurrency] if args.gateway_ws else []
     rows, extra = [], {}
@@ -324,22 +362,37 @@ def main(argv: list[str] | None = None) -> int:
         step("handler")
         rows.append(bench_handler(handler, texts)); bar.update()
         step("single sentence")
-        forward = single_forward_latency(handler)
+        import torch
+
+        # The ceiling and handler rows use every core (torch's default); a served worker uses handler.torch_threads.
+        # The serving overhead of one request is measured against a forward pass on the worker's threads.
+        worker_threads, all_threads = served_torch_threads(), torch.get_num_threads()
+        forward_worker = percentile(single_forward_latency(handler, worker_threads), 50)
+        forward_all = percentile(single_forward_latency(handler, all_threads), 50)
         served_single = asyncio.run(bench_rest(args.url, [SHORT_SENTENCE] * 200, 1, "single_sentence_rest"))
         extra["single_sentence"] = {
-            "raw_forward_p50_ms": round(percentile(forward, 50), 2),
+            "worker_threads": worker_threads,
+            "raw_forward_p50_ms": round(forward_worker, 2),
             "served_p50_ms": served_single["p50_ms"],
-            "overhead_p50_ms": round(served_single["p50_ms"] - percentile(forward, 50), 2),
+            "overhead_p50_ms": round(served_single["p50_ms"] - forward_worker, 2),
+            "all_threads": all_threads,
+            "raw_forward_all_threads_p50_ms": round(forward_all, 2),
+            "overhead_vs_all_threads_p50_ms": round(served_single["p50_ms"] - forward_all, 2),
         }
         bar.update()
+        step("accuracy")
+        extra["handler_f1"] = handler_f1(handler)
+        bar.update()
         del handler
+        served_texts = texts * args.rounds
         for concurrency in args.concurrency:
             step(f"rest c{concurrency}")
-            rows.append(asyncio.run(bench_rest(args.url, texts, concurrency))); bar.update()
+            rows.append(asyncio.run(bench_rest(args.url, served_texts, concurrency))); bar.update()
         if args.gateway_ws:
             for concurrency in args.concurrency:
                 step(f"ws c{concurrency}")
-                rows.append(asyncio.run(bench_websocket(args.gateway_ws, texts, concurrency, args.gateway_token)))
+                rows.append(asyncio.run(bench_websocket(args.gateway_ws, served_texts, concurrency,
+                                                        args.gateway_token)))
                 bar.update()
     add_ratios(rows)
     ceiling = next(r for r in rows if r["name"] == "raw_forward_ceiling")["texts_per_s"]
@@ -349,17 +402,22 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpus": __import__("os").cpu_count(), "python": platform.python_version()},
-        "model_dir": str(args.model_dir), "quantization": args.quantization, "texts": len(texts), "documents": args.documents,
+        "model_dir": str(args.model_dir), "quantization": args.quantization, "texts": len(texts),
+        "documents": args.documents, "served_rounds": args.rounds,
         "mean_chars": round(statistics.mean(len(t) for t in texts), 1),
         "rows": rows, **extra,
     }
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "bench.json").write_text(json.dumps(report, indent=2))
     table = markdown_table(rows)
+    single = extra["single_sentence"]
     notes = (f"\n\nquantization (handler rows and the server they were run against): {args.quantization}\n"
-             f"single short sentence, one client: served p50 {extra['single_sentence']['served_p50_ms']} ms, "
-             f"raw forward p50 {extra['single_sentence']['raw_forward_p50_ms']} ms, overhead "
-             f"{extra['single_sentence']['overhead_p50_ms']} ms\nserved / raw ceiling by clients: "
+             f"handler micro F1 on the evaluation set: {extra['handler_f1']}\n"
+             f"single short sentence, one client: served p50 {single['served_p50_ms']} ms; raw forward p50 "
+             f"{single['raw_forward_p50_ms']} ms on the worker's {single['worker_threads']} thread(s) (overhead "
+             f"{single['overhead_p50_ms']} ms), {single['raw_forward_all_threads_p50_ms']} ms on "
+             f"{single['all_threads']} (difference {single['overhead_vs_all_threads_p50_ms']} ms)\n"
+             f"served / raw ceiling by clients: "
              f"{extra['served_vs_ceiling']}\nworker RSS MB: {extra['worker_rss_mb']}\n")
     (args.output / "bench.md").write_text(table + notes)
     plot(rows, args.output / "bench.png")

@@ -145,6 +145,11 @@ def cmd_describe(client, args) -> tuple[Any, str]:
 def cmd_register(client, args) -> tuple[Any, str]:
     if args.workers < 1:
         raise CliError("--workers must be at least 1: a version registered without workers answers 503")
+    if args.max_batch_delay < 1:
+        raise CliError("--max-batch-delay must be at least 1 ms: TorchServe 0.12 reads 0 as 'not set' and waits its "
+                       "default 100 ms for every batch")
+    if args.batch_size < 1:
+        raise CliError("--batch-size must be at least 1")
     mar = Path(args.mar)
     if mar.is_file():
         found = mar_version(mar)
@@ -246,9 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mar", help="archive file name in TorchServe's model store (or a path to it there)")
     p.add_argument("--name", default=None, help="model name (default: from the archive)")
     p.add_argument("--version", default=None, help="expected version (checked against the archive)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-batch-delay", type=int, default=2, help="milliseconds")
-    p.add_argument("--workers", type=int, default=1, help="initial workers, at least 1")
+    p.add_argument("--batch-size", type=int, default=16, help="largest dynamic batch [%(default)s, as config.properties]")
+    p.add_argument("--max-batch-delay", type=int, default=1,
+                   help="milliseconds, at least 1 [%(default)s, as config.properties]")
+    p.add_argument("--workers", type=int, default=2,
+                   help="initial workers, at least 1 [%(default)s, as config.properties]")
     p.add_argument("--response-timeout", type=int, default=120, help="seconds")
     p.add_argument("--set-default", action="store_true", help="make it the default once registered")
     p = sub.add_parser("set-default", help="route unversioned requests to VERSION")

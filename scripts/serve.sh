@@ -69,7 +69,7 @@ if [[ -f "$TMPDIR/.model_server.pid" ]] && kill -0 "$(cat "$TMPDIR/.model_server
 fi
 
 echo "starting TorchServe (logs in logs/)"
-torchserve --start --ncs --ts-config "$TS_CONFIG" --model-store "$MODEL_STORE" \
+torchserve --start --ncs --ts-config "$TS_CONFIG" --model-store "$MODEL_STORE" --log-config "$ROOT/log4j2.xml" \
   >"$LOG_LOCATION/torchserve_console.log" 2>&1
 
 if ! "$PY" "$ROOT/scripts/ready.py" --config "$TS_CONFIG" --model ner_model --timeout "${READY_TIMEOUT:-300}"; then

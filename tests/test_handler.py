@@ -160,3 +160,15 @@ def test_int8_quantization_switch_serves_close_scores(tiny_checkpoint, tiny_hand
     same = sum(a["entities"] == [] or set((e["label"], e["start"]) for e in a["entities"]) ==
                set((e["label"], e["start"]) for e in b["entities"]) for a, b in zip(fp32, int8))
     assert same >= len(SENTENCES) - 2
+
+
+def test_torch_threads_setting_sets_the_workers_intra_op_threads(tiny_checkpoint):
+    import torch
+
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    try:
+        load_handler(tiny_checkpoint, {"handler": {"torch_threads": wanted}})
+        assert torch.get_num_threads() == wanted
+    finally:
+        torch.set_num_threads(before)

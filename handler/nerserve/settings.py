@@ -41,6 +41,10 @@ class HandlerSettings:
         sub-batches under this budget, so short sentences are never padded to the longest document.
     default_aggregation / default_format: used when a request does not say.
     quantization: "int8_dynamic" runs the Linear layers in int8 on CPU (faster, slightly different scores).
+    torch_threads: intra-op threads of this worker's CPU forward passes; 0 keeps torch's default (one per core).
+        Keep workers x torch_threads <= cores: on 2 cores, 2 workers of 1 thread each overlap one worker's
+        tokenising, decoding and I/O with the other's forward pass and serve ~1.25x more than 1 worker of 2
+        threads, whose threads also wait on each other whenever the frontend takes a core (docs/PERFORMANCE.md).
     """
 
     max_text_chars: int = 100_000
@@ -50,6 +54,7 @@ class HandlerSettings:
     default_aggregation: Aggregation = Aggregation.FIRST
     default_format: OutputFormat = OutputFormat.ENTITIES
     quantization: Quantization = Quantization.NONE
+    torch_threads: int = 0
 
     def __post_init__(self) -> None:
         if self.max_text_chars < 1:
@@ -61,6 +66,8 @@ class HandlerSettings:
                 f"handler.window_overlap must be between 0 and half a window ({(self.max_length - 2) // 2}), "
                 f"got {self.window_overlap}"
             )
+        if self.torch_threads < 0:
+            raise ValueError(f"handler.torch_threads must be >= 0 (0: torch's default), got {self.torch_threads}")
         if self.tokens_per_forward < self.max_length:
             raise ValueError(
                 f"handler.tokens_per_forward ({self.tokens_per_forward}) must hold at least one full window "
@@ -81,7 +88,7 @@ class HandlerSettings:
             values["default_format"] = parse_enum(OutputFormat, values["default_format"], "default_format")
         if "quantization" in values:
             values["quantization"] = parse_enum(Quantization, values["quantization"], "quantization")
-        for name in ("max_text_chars", "max_length", "window_overlap", "tokens_per_forward"):
+        for name in ("max_text_chars", "max_length", "window_overlap", "tokens_per_forward", "torch_threads"):
             if name in values and (not isinstance(values[name], int) or isinstance(values[name], bool)):
                 raise ValueError(f"handler.{name} must be an integer, got {values[name]!r}")
         return cls(**values)

@@ -72,7 +72,7 @@ class TorchServe:
             ]) + "\n"
         )
         command = [str(VENV_BIN / "torchserve"), "--start", "--foreground", "--ncs", "--model-store",
-                   str(self.model_store), "--ts-config", str(self.config)]
+                   str(self.model_store), "--ts-config", str(self.config), "--log-config", str(ROOT / "log4j2.xml")]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, cwd=self.workdir, env=self.env(), stdout=out,
                                             stderr=subprocess.STDOUT, start_new_session=True)

@@ -109,3 +109,17 @@ def test_segments_format(tiny_server):
     assert "".join(s["text"] for s in segments) == text
     assert [s for s in segments if s["label"] != "other"] == entities
     assert {s["label"] for s in segments} >= {"other"}
+
+
+def test_project_log_config_keeps_the_access_log_and_drops_per_request_debug_lines(tiny_server):
+    """log4j2.xml is in effect: requests reach the access log once each, TorchServe's per-request DEBUG lines and
+    its echo of every metric line are gone (its built-in configuration writes them, three times each)."""
+    marker = "/predictions/ner_model"
+    logs = tiny_server.workdir / "logs"
+    before = (logs / "access_log.log").read_text().count(marker)
+    for _ in range(3):
+        assert predict(tiny_server, {"text": SENTENCES[0]}).status_code == 200
+    assert (logs / "access_log.log").read_text().count(marker) == before + 3
+    ts_log = (logs / "ts_log.log").read_text()
+    assert "Torchserve version" in ts_log
+    assert "Waiting time ns" not in ts_log and "result=[METRICS]" not in ts_log

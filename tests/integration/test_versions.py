@@ -122,6 +122,8 @@ def test_cli_errors_are_clear(versioned_server):
     assert missing.returncode == 2 and "HTTP 404" in missing.stderr
     bad_workers = manage(server, "register", "x.mar", "--workers", "0", check=False)
     assert bad_workers.returncode == 2 and "at least 1" in bad_workers.stderr
+    zero_delay = manage(server, "register", "x.mar", "--max-batch-delay", "0", check=False)
+    assert zero_delay.returncode == 2 and "100 ms" in zero_delay.stderr
     wrong_version = manage(server, "register", str(server.model_store / "ner_model_v2.0.mar"), "--version", "3.0",
                            check=False)
     assert wrong_version.returncode == 2 and "holds version 2.0" in wrong_version.stderr

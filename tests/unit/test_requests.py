@@ -75,6 +75,11 @@ def test_settings_validate_and_name_the_field():
         HandlerSettings.from_mapping({"tokens_per_forward": 100})
     with pytest.raises(ValueError, match="max_text_chars must be an integer"):
         HandlerSettings.from_mapping({"max_text_chars": "10"})
+    assert HandlerSettings.from_mapping({"torch_threads": 1}).torch_threads == 1
+    with pytest.raises(ValueError, match="torch_threads must be >= 0"):
+        HandlerSettings.from_mapping({"torch_threads": -1})
+    with pytest.raises(ValueError, match="torch_threads must be an integer"):
+        HandlerSettings.from_mapping({"torch_threads": True})
     with pytest.raises(ValueError, match="default_aggregation"):
         HandlerSettings.from_mapping({"default_aggregation": "none"})
 

@@ -1,4 +1,5 @@
-"""The Python and curl examples of docs/GATEWAY.md, run as written against the real gateway.
+"""The Python and curl examples of docs/GATEWAY.md and of README.md's real-time section, run as written against
+the real gateway.
 
 Only the address (127.0.0.1:8000 -> the test gateway's free port) and the key file (.cache/gateway/api_key -> a
 file holding the test key) are substituted, so the documentation cannot drift from what works.
@@ -19,10 +20,19 @@ from tests.integration.server import ROOT
 pytestmark = pytest.mark.integration
 
 DOC = ROOT / "docs" / "GATEWAY.md"
+README_SECTION = "## Real-time clients"
 
 
-def blocks(language: str) -> list[str]:
-    return re.findall(rf"^```{language}\n(.*?)^```", DOC.read_text(encoding="utf-8"), flags=re.M | re.S)
+def blocks(language: str, text: str | None = None) -> list[str]:
+    text = DOC.read_text(encoding="utf-8") if text is None else text
+    return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.M | re.S)
+
+
+def readme_section() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index(README_SECTION)
+    end = readme.index("\n## ", start + 1)
+    return readme[start:end]
 
 
 @pytest.fixture
@@ -37,15 +47,28 @@ def localise(gateway, gateway_token, tmp_path):
     return apply
 
 
-def test_python_examples_run(localise, tmp_path):
-    examples = blocks("python")
-    assert len(examples) == 2
+def run_python_examples(examples: list[str], localise, tmp_path) -> list[str]:
+    outputs = []
     for number, code in enumerate(examples):
         script = tmp_path / f"example_{number}.py"
         script.write_text(localise(code))
         result = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, f"{code}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
         assert result.stdout.strip()
+        outputs.append(result.stdout)
+    return outputs
+
+
+def run_curl(command: str, localise) -> str:
+    result = subprocess.run(["bash", "-c", localise(command)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
+    return result.stdout
+
+
+def test_python_examples_run(localise, tmp_path):
+    examples = blocks("python")
+    assert len(examples) == 2
+    run_python_examples(examples, localise, tmp_path)
 
 
 def test_curl_examples_run(localise):
@@ -54,11 +77,26 @@ def test_curl_examples_run(localise):
     commands = [c for block in blocks("bash") for c in re.split(r"\n\n", block.strip()) if c.startswith("curl")]
     assert len(commands) == 4
     for command in commands:
-        result = subprocess.run(["bash", "-c", localise(command)], cwd=ROOT, capture_output=True, text=True,
-                                timeout=300)
-        assert result.returncode == 0, f"{command}\n{result.stderr[-2000:]}"
-        output = result.stdout
+        output = run_curl(command, localise)
         if "/v1/stream" in command:
             assert output.rstrip().endswith("data: [DONE]") and "event: error" not in output, output[-2000:]
         else:
             assert isinstance(json.loads(output)["entities"], list), output[:500]
+
+
+def test_readme_realtime_examples_print_what_the_readme_shows(localise, tmp_path):
+    """README.md's WebSocket (Python) and SSE (curl -N) examples, with the demo model's output as shown there."""
+    section = readme_section()
+    python, = blocks("python", section)
+    curl, = blocks("bash", section)
+    shown_ws, shown_sse = blocks("console", section)
+    printed = run_python_examples([python], localise, tmp_path)[0]
+    streamed = run_curl(curl, localise)
+    assert streamed.rstrip().endswith("data: [DONE]") and "event: error" not in streamed, streamed[-2000:]
+    events = [json.loads(line[len("data: "):]) for line in streamed.splitlines()
+              if line.startswith("data: {")]
+    shown_events = [json.loads(line[len("data: "):]) for line in shown_sse.splitlines() if line.startswith("data: {")]
+    # Offsets and labels come from the model: the shapes always match, the values when the demo model is served.
+    assert len(printed.splitlines()) == len(shown_ws.strip().splitlines())
+    assert [(e["chunk"], e["chunks"], e["start"], e["end"]) for e in events] == [
+        (e["chunk"], e["chunks"], e["start"], e["end"]) for e in shown_events]

@@ -1,0 +1,39 @@
+"""config.properties and handler/model_config.yaml: the values TorchServe would misread or that must agree."""
+
+import json
+
+import yaml
+
+from nerserve.settings import HandlerSettings
+from tests.integration.server import ROOT
+
+
+def properties() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / "config.properties").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()  # the last duplicate wins, as in TorchServe
+    return values
+
+
+def test_dynamic_batching_values_are_ones_torchserve_honours():
+    models = json.loads(properties()["models"])
+    version = models["ner_model"]["1.0"]
+    # TorchServe 0.12 reads maxBatchDelay 0 as "not set" and waits 100 ms for every batch (measured).
+    assert version["maxBatchDelay"] >= 1
+    assert version["batchSize"] >= 1
+    assert 1 <= version["minWorkers"] <= version["maxWorkers"]
+
+
+def test_workers_times_torch_threads_fit_the_two_core_default():
+    version = json.loads(properties()["models"])["ner_model"]["1.0"]
+    settings = HandlerSettings.from_mapping(yaml.safe_load((ROOT / "handler" / "model_config.yaml").read_text())["handler"])
+    assert settings.torch_threads >= 1, "torch's default (one thread per core) in every worker oversubscribes"
+    assert version["maxWorkers"] * settings.torch_threads <= 2
+
+
+def test_request_size_limit_admits_the_longest_text_the_handler_accepts():
+    settings = HandlerSettings.from_mapping(yaml.safe_load((ROOT / "handler" / "model_config.yaml").read_text())["handler"])
+    # Worst case JSON: every character escaped as a surrogate pair (12 bytes), plus the envelope.
+    assert int(properties()["max_request_size"]) >= 12 * settings.max_text_chars + 1024
