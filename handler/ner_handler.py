@@ -60,10 +60,13 @@ class NerHandler(BaseHandler):
         self.settings = settings.with_model_limit(model.config.max_position_embeddings)
         self.tokenizer = load_tokenizer(model_dir, self.settings.max_length)
         vocab_size = self.tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=True)
+        # Fewer tokens than embedding rows is fine (vocabularies are often padded to a multiple of 8); more would
+        # give ids the model has no embedding for.
         if vocab_size > model.config.vocab_size:
             raise ValueError(
-                f"tokenizer in {model_dir.name} has {vocab_size} tokens but the model config's vocab_size is "
-                f"{model.config.vocab_size} (embedding rows): tokenizer and weights do not belong together"
+                f"the tokenizer files (tokenizer.json or vocab.txt) hold {vocab_size} tokens but the model config's "
+                f"field 'vocab_size' (config.json or bert_config.json: embedding rows) is {model.config.vocab_size}: "
+                "tokenizer and weights do not belong together"
             )
         if self.settings.quantization is Quantization.INT8_DYNAMIC:
             if self.device.type != "cpu":
@@ -99,12 +102,29 @@ class NerHandler(BaseHandler):
                 parsed.append(parse_request(item, content_type, self.settings))
             except RequestError as error:
                 parsed.append(error)
-        texts = [item.text for item in parsed if not isinstance(item, RequestError)]
-        pieces = encode_batch(self.tokenizer, texts)
+        pieces = self._tokenise(parsed)
         tokenizer = self.tokenizer
         return prepare_batch(
             parsed, pieces, self.settings, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
         )
+
+    def _tokenise(self, parsed: list[Any]) -> list[Any]:
+        """Word pieces of every valid request in one tokenizer call. Should that call fail, each text is tokenised
+        on its own and only the ones that fail get a 400 (in ``parsed``), so one text cannot fail its batch."""
+        texts = [item.text for item in parsed if not isinstance(item, RequestError)]
+        try:
+            return encode_batch(self.tokenizer, texts)
+        except Exception:
+            logger.warning("the tokenizer failed on a batch of %d texts; tokenising them one by one", len(texts))
+        pieces = []
+        for index, item in enumerate(parsed):
+            if isinstance(item, RequestError):
+                continue
+            try:
+                pieces.extend(encode_batch(self.tokenizer, [item.text]))
+            except Exception as error:
+                parsed[index] = RequestError(400, f"the tokenizer cannot read this text ({type(error).__name__})")
+        return pieces
 
     def inference(self, batch: PreparedBatch, *args, **kwargs) -> tuple[PreparedBatch, list[np.ndarray]]:
         """The forward passes only: one per length-sorted sub-batch, logits back as float32 arrays."""

@@ -256,7 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="milliseconds, at least 1 [%(default)s, as config.properties]")
     p.add_argument("--workers", type=int, default=2,
                    help="initial workers, at least 1 [%(default)s, as config.properties]")
-    p.add_argument("--response-timeout", type=int, default=120, help="seconds")
+    p.add_argument("--response-timeout", type=int, default=300,
+                   help="seconds a whole batch may take [%(default)s, as config.properties]")
     p.add_argument("--set-default", action="store_true", help="make it the default once registered")
     p = sub.add_parser("set-default", help="route unversioned requests to VERSION")
     p.add_argument("name")

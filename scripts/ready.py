@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import urllib.error
@@ -47,6 +48,17 @@ def wait_ready(management_url: str, model: str, timeout: float, version: str | N
     return False
 
 
+def pid_alive(pid_file: str) -> bool:
+    """Whether the process whose id is in ``pid_file`` still runs (False once the file or the process is gone)."""
+    try:
+        with open(pid_file, encoding="utf-8") as handle:
+            pid = int(handle.read().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def management_from_config(path: str) -> str:
     """management_address of a TorchServe config.properties (the last one wins, as in TorchServe)."""
     address = DEFAULT_MANAGEMENT
@@ -66,12 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default=None, help="a specific version (default: the default version)")
     parser.add_argument("--timeout", type=float, default=0, help="seconds to wait for READY (default 0: check once)")
     parser.add_argument("--token", default=None, help="management key, when token authorization is on")
+    parser.add_argument("--pid-file", default=None,
+                        help="stop waiting (exit 1) as soon as the process named in this pid file is gone, e.g. "
+                             "TorchServe's $TMPDIR/.model_server.pid")
     args = parser.parse_args(argv)
     if args.management is None:
         args.management = management_from_config(args.config) if args.config else DEFAULT_MANAGEMENT
-    ok = wait_ready(args.management, args.model, max(args.timeout, 0.01), args.version, args.token)
+    alive = (lambda: pid_alive(args.pid_file)) if args.pid_file else (lambda: True)
+    ok = wait_ready(args.management, args.model, max(args.timeout, 0.01), args.version, args.token, alive)
     if not ok:
-        print(f"{args.model}: no READY worker at {args.management}", file=sys.stderr)
+        reason = " (the server process has exited)" if not alive() else ""
+        print(f"{args.model}: no READY worker at {args.management}{reason}", file=sys.stderr)
     return 0 if ok else 1
 
 

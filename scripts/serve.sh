@@ -61,20 +61,43 @@ else
   "$PY" "$ROOT/scripts/build_demo_model.py"
 fi
 
-"$PY" "$ROOT/scripts/archive.py" --model-dir "$MODEL_DIR" --version 1.0 --export-path "$MODEL_STORE" "${ARCHIVE_ARGS[@]}"
+# ${a[@]+"${a[@]}"}: an empty array under set -u works on bash < 4.4 too (macOS /bin/bash).
+"$PY" "$ROOT/scripts/archive.py" --model-dir "$MODEL_DIR" --version 1.0 --export-path "$MODEL_STORE" \
+  ${ARCHIVE_ARGS[@]+"${ARCHIVE_ARGS[@]}"}
 
 if [[ -f "$TMPDIR/.model_server.pid" ]] && kill -0 "$(cat "$TMPDIR/.model_server.pid")" 2>/dev/null; then
   echo "TorchServe is already running; restarting it with the new archive"
   "$ROOT/scripts/stop.sh" >/dev/null
 fi
 
+address() { sed -n "s/^$1=//p" "$TS_CONFIG" | tail -n1; }
+# Another server on our ports would answer the readiness check in this one's place: refuse to start instead.
+for key in inference_address management_address metrics_address; do
+  if "$PY" - "$(address "$key")" <<'PY'
+import socket, sys, urllib.parse
+url = urllib.parse.urlsplit(sys.argv[1])
+try:
+    socket.create_connection((url.hostname, url.port or 80), timeout=1).close()
+except OSError:
+    sys.exit(1)  # nothing listens: free
+PY
+  then
+    echo "error: $(address "$key") ($key in $TS_CONFIG) is already in use by another process;" \
+      "stop it (./scripts/stop.sh if it is ours) or change the address" >&2
+    exit 1
+  fi
+done
+
 echo "starting TorchServe (logs in logs/)"
 torchserve --start --ncs --ts-config "$TS_CONFIG" --model-store "$MODEL_STORE" --log-config "$ROOT/log4j2.xml" \
   >"$LOG_LOCATION/torchserve_console.log" 2>&1
 
-if ! "$PY" "$ROOT/scripts/ready.py" --config "$TS_CONFIG" --model ner_model --timeout "${READY_TIMEOUT:-300}"; then
-  echo "error: ner_model did not become READY; last lines of logs/model_log.log:" >&2
-  tail -n 40 "$LOG_LOCATION/model_log.log" >&2 2>/dev/null || true
+if ! "$PY" "$ROOT/scripts/ready.py" --config "$TS_CONFIG" --model ner_model --timeout "${READY_TIMEOUT:-300}" \
+    --pid-file "$TMPDIR/.model_server.pid"; then
+  echo "error: ner_model did not become READY; last lines of the logs in $LOG_LOCATION:" >&2
+  for log in torchserve_console.log ts_log.log model_log.log; do
+    [[ -f "$LOG_LOCATION/$log" ]] && { echo "--- $log" >&2; tail -n 25 "$LOG_LOCATION/$log" >&2; }
+  done
   exit 1
 fi
 
@@ -85,7 +108,6 @@ if [[ "${NER_GATEWAY:-1}" != "0" ]]; then
     NER_GATEWAY_STATE_DIR="${NER_GATEWAY_STATE_DIR:-$(dirname "$TMPDIR")/gateway}" "$ROOT/scripts/gateway.sh" restart
 fi
 
-address() { sed -n "s/^$1=//p" "$TS_CONFIG" | tail -n1; }
 INFERENCE="$(address inference_address)"
 cat <<MSG
 ner_model is READY ($MODEL_DIR).

@@ -33,6 +33,9 @@ check_java() {
   fi
 }
 
+# First: a machine without Java learns it before minutes of installing, not after.
+check_java
+
 if [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
     || { echo "error: Python 3.10+ is needed ($PYTHON is $("$PYTHON" --version 2>&1))" >&2; exit 1; }
@@ -52,4 +55,3 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   [[ -z "$problems" ]] || { echo "error: pip check: $problems" >&2; exit 1; }
   echo "$want" >"$stamp"
 fi
-check_java

@@ -3,7 +3,8 @@
 set -euo pipefail
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   echo "Usage: scripts/stop.sh [--help]"
-  echo "Stops the TorchServe started by scripts/serve.sh (its state lives in \$NER_STATE_DIR, default .cache/torchserve/)."
+  echo "Stops the real-time gateway and the TorchServe started by scripts/serve.sh, and waits until they are gone"
+  echo "(TorchServe's state lives in \$NER_STATE_DIR, default .cache/torchserve/)."
   exit 0
 fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +13,9 @@ export TMPDIR="${NER_STATE_DIR:-$ROOT/.cache/torchserve}"
 NER_GATEWAY_STATE_DIR="${NER_GATEWAY_STATE_DIR:-$(dirname "$TMPDIR")/gateway}" "$ROOT/scripts/gateway.sh" stop
 PID_FILE="$TMPDIR/.model_server.pid"
 if [[ -f "$PID_FILE" ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
-  "$ROOT/.venv/bin/torchserve" --stop >/dev/null
+  # --foreground waits until the frontend and its workers are gone (up to 60 s), so a serve.sh right after this
+  # finds the ports free; plain --stop returns while they are still shutting down.
+  "$ROOT/.venv/bin/torchserve" --stop --foreground >/dev/null
   echo "TorchServe stopped"
 else
   echo "TorchServe is not running"

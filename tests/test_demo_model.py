@@ -80,3 +80,17 @@ def test_demo_archive_in_torchserve(tmp_path, java_available):
         assert all(a["end"] <= b["start"] for a, b in zip(entities, entities[1:]))
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("aggregation", ["simple", "first", "average", "max"])
+def test_segments_of_multi_piece_characters_cover_the_text(demo_handler, aggregation):
+    """The demo model's uncased vocabulary splits a Hangul syllable into 2-3 jamo pieces with the same offsets;
+    with "simple" each piece is its own unit, and overlapping entities used to crash the segments format (503 for
+    the whole batch)."""
+    text = "서울에서 김민수 씨가 삼성전자를 방문했다. Seoul 한국"
+    responses, statuses = run_batch(demo_handler, [{"body": {"text": text, "aggregation": aggregation,
+                                                              "format": "segments"}}])
+    assert statuses == [(200, None)]
+    segments = responses[0]["segments"]
+    assert "".join(s["text"] for s in segments) == text
+    assert all(a["end"] == b["start"] for a, b in zip(segments, segments[1:]))

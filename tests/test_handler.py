@@ -127,7 +127,7 @@ def test_initialize_refuses_a_tokenizer_bigger_than_the_embeddings(tiny_checkpoi
         (ckpt / name).unlink(missing_ok=True)
     with (ckpt / "vocab.txt").open("a") as vocab:
         vocab.write("".join(f"extra{i}\n" for i in range(10)))
-    with pytest.raises(ValueError, match="tokenizer .* has \\d+ tokens but the model config's vocab_size"):
+    with pytest.raises(ValueError, match=r"vocab\.txt\) hold \d+ tokens but the model config's field 'vocab_size'"):
         load_handler(ckpt)
 
 
@@ -172,3 +172,33 @@ def test_torch_threads_setting_sets_the_workers_intra_op_threads(tiny_checkpoint
         assert torch.get_num_threads() == wanted
     finally:
         torch.set_num_threads(before)
+
+
+def test_one_unreadable_text_fails_alone_in_its_batch(tiny_handler):
+    """A lone surrogate (valid JSON "\\ud800") used to reach the tokenizer and fail the whole batch with 503."""
+    items = [{"body": {"text": SENTENCES[0]}}, {"body": {"text": "bad \ud800"}}, {"body": {"text": SENTENCES[2]}}]
+    responses, statuses = run_batch(tiny_handler, items)
+    assert [s[0] for s in statuses] == [200, 400, 200]
+    assert "unpaired surrogate" in responses[1]["message"]
+    assert responses[0]["entities"] == entities_of(tiny_handler, SENTENCES[0])
+
+
+def test_a_tokenizer_failure_on_one_text_fails_only_that_request(tiny_handler, monkeypatch):
+    import ner_handler
+
+    real = ner_handler.encode_batch
+
+    def picky(tokenizer, texts):
+        if any("poison" in t for t in texts):
+            raise TypeError("the tokenizer refuses this input")
+        return real(tokenizer, texts)
+
+    monkeypatch.setattr(ner_handler, "encode_batch", picky)
+    items = [{"body": {"text": SENTENCES[0]}}, {"body": {"text": "poison"}}, {"body": {"text": 5}},
+             {"body": {"text": SENTENCES[1]}}]
+    responses, statuses = run_batch(tiny_handler, items)
+    assert [s[0] for s in statuses] == [200, 400, 400, 200]
+    assert "tokenizer cannot read this text (TypeError)" in responses[1]["message"]
+    monkeypatch.setattr(ner_handler, "encode_batch", real)
+    assert responses[3]["entities"] == entities_of(tiny_handler, SENTENCES[1])
+

@@ -144,13 +144,19 @@ def to_segments(text: str, entities: Sequence[Entity]) -> list[Segment]:
     """The whole text as consecutive segments: each entity its own segment, the gaps labelled "other".
 
     Adjacent entities stay separate segments (two people in a row are two segments), and the segments' texts
-    concatenate to the original text.
+    concatenate to the original text. Entities can overlap with ``simple``: a character the tokenizer splits into
+    several pieces with the same offsets (a Hangul syllable in an uncased vocabulary is 2-3 jamo pieces) yields
+    one entity per piece, as in the pipeline. Segments cannot overlap: an entity already covered is left out and
+    one that starts inside the previous one keeps only its uncovered part.
     """
     segments: list[Segment] = []
     cursor = 0
-    for entity in sorted(entities, key=lambda e: e["start"]):
+    for entity in sorted(entities, key=lambda e: (e["start"], -e["end"])):
+        if entity["end"] <= cursor:
+            continue
         if entity["start"] < cursor:
-            raise ValueError("entities overlap")
+            entity = Entity(label=entity["label"], text=text[cursor:entity["end"]], start=cursor,
+                            end=entity["end"], score=entity["score"])
         if entity["start"] > cursor:
             segments.append(_other(text, cursor, entity["start"]))
         segments.append(Segment(**entity))

@@ -9,10 +9,11 @@ Content-Type): ``{"text": bytearray}`` for ``-d 'text=...'``, ``{}`` for a JSON 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from nerserve.settings import Aggregation, HandlerSettings, OutputFormat, parse_enum
+from nerserve.settings import Aggregation, HandlerSettings, OutputFormat, echo, parse_enum
 
 JSON_FIELDS = ("text", "aggregation", "format")
 
@@ -51,8 +52,12 @@ def parse_request(item: Mapping[str, Any] | None, content_type: str | None, sett
         except UnicodeDecodeError as err:
             raise RequestError(400, f"the body is not valid UTF-8 (byte {err.start})") from None
         if content_type and "json" in content_type.lower():
-            # TorchServe passes JSON bodies it failed to parse through as bytes.
-            raise RequestError(400, 'the body is not valid JSON; expected {"text": "..."}')
+            # TorchServe parses JSON only for the exact type "application/json"; anything else that says JSON
+            # ("Application/JSON", "application/json; charset=utf-8") or JSON it could not parse arrives as bytes.
+            try:
+                return parse_request({"body": json.loads(decoded)}, None, settings)
+            except json.JSONDecodeError:
+                raise RequestError(400, 'the body is not valid JSON; expected {"text": "..."}') from None
         payload = decoded
     if isinstance(payload, str):
         return _checked(payload, settings.default_aggregation, settings.default_format, settings)
@@ -77,7 +82,8 @@ def _payload(item: Mapping[str, Any] | None) -> Any:
 def _from_json(body: Mapping[str, Any], settings: HandlerSettings) -> NerRequest:
     unknown = sorted(set(body) - set(JSON_FIELDS))
     if unknown:
-        raise RequestError(400, f"unknown field(s) {unknown}; allowed fields are {list(JSON_FIELDS)}")
+        shown = [echo(name) for name in unknown[:5]] + (["..."] if len(unknown) > 5 else [])
+        raise RequestError(400, f"unknown field(s) {', '.join(shown)}; allowed fields are {list(JSON_FIELDS)}")
     if "text" not in body:
         raise RequestError(400, "field 'text' is required")
     text = body["text"]
@@ -104,6 +110,14 @@ def _checked(text: str, aggregation: Aggregation, output_format: OutputFormat, s
         raise RequestError(
             413, f"text has {len(text)} characters, the limit is {settings.max_text_chars}; split the document"
         )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        # JSON may escape a lone surrogate ("\ud800"); it is not a character, and the tokenizer would fail on it.
+        raise RequestError(
+            400, f"text has an unpaired surrogate (U+{ord(text[err.start]):04X}) at character {err.start}; "
+            "send valid Unicode"
+        ) from None
     return NerRequest(text=text, aggregation=aggregation, output_format=output_format)
 
 

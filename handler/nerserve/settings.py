@@ -107,4 +107,14 @@ def parse_enum(kind: type[enum.Enum], value: Any, field: str) -> Any:
         for member in kind:
             if member.value == value.lower():
                 return member
-    raise ValueError(f"'{field}' must be one of {choices}, got {value!r}")
+    raise ValueError(f"'{field}' must be one of {choices}, got {echo(value)}")
+
+
+ECHO_CHARS = 40
+
+
+def echo(value: Any) -> str:
+    """A client's value quoted in an error message, which is also the HTTP reason phrase: repr (so no raw line
+    breaks), cut to ECHO_CHARS characters (a megabyte-long value must not become a megabyte-long status line)."""
+    shown = repr(value)
+    return shown if len(shown) <= ECHO_CHARS else shown[: ECHO_CHARS - 3] + "..."

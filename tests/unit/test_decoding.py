@@ -140,3 +140,20 @@ def test_segments_cover_the_text_and_keep_adjacent_entities_apart():
     assert all(s["score"] is None for s in segments if s["label"] == "other")
     assert all(text[s["start"]:s["end"]] == s["text"] for s in segments)
     assert to_segments("", []) == []
+
+
+def test_segments_never_overlap_when_entities_do():
+    """With "simple", a character split into several pieces with the same offsets (Hangul jamo) gives one entity
+    per piece, as the pipeline does; segments keep the text whole: a covered entity is left out, a partly covered
+    one keeps its uncovered part."""
+    text = "한국 Seoul"
+    entities = [
+        {"label": "PER", "text": "한", "start": 0, "end": 1, "score": 0.6},
+        {"label": "MISC", "text": "한", "start": 0, "end": 1, "score": 0.5},
+        {"label": "LOC", "text": "한국", "start": 0, "end": 2, "score": 0.7},
+        {"label": "LOC", "text": "국 Seoul", "start": 1, "end": 8, "score": 0.8},
+    ]
+    segments = to_segments(text, entities)
+    assert "".join(s["text"] for s in segments) == text
+    assert [(s["label"], s["start"], s["end"]) for s in segments] == [("LOC", 0, 2), ("LOC", 2, 8)]
+    assert all(text[s["start"]:s["end"]] == s["text"] for s in segments)

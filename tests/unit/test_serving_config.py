@@ -37,3 +37,12 @@ def test_request_size_limit_admits_the_longest_text_the_handler_accepts():
     settings = HandlerSettings.from_mapping(yaml.safe_load((ROOT / "handler" / "model_config.yaml").read_text())["handler"])
     # Worst case JSON: every character escaped as a surrogate pair (12 bytes), plus the envelope.
     assert int(properties()["max_request_size"]) >= 12 * settings.max_text_chars + 1024
+
+
+def test_response_timeout_covers_a_batch_of_the_longest_documents():
+    """TorchServe fails a whole batch and replaces the worker when the batch overruns responseTimeout."""
+    version = json.loads(properties()["models"])["ner_model"]["1.0"]
+    seconds_per_longest_document = 10  # measured: 100,000 characters, demo model, one thread (docs/PERFORMANCE.md)
+    assert version["responseTimeout"] >= version["batchSize"] * seconds_per_longest_document * 1.5
+    archived = yaml.safe_load((ROOT / "handler" / "model_config.yaml").read_text())
+    assert archived["responseTimeout"] == version["responseTimeout"]
