@@ -7,8 +7,10 @@ Layouts read by ``BertTokenClassifier.from_checkpoint(directory)``:
 * **Classic** (a BERT encoder with a deeper head): ``bert_config.json`` (Google BERT config fields),
   ``bert_for_token_classification_config.json`` (``num_labels``, ``classification_layer_sizes`` such as
   ``[100, 50]``, optional ``dropout`` and ``activation``), ``labels_file.txt`` (one label per line, line number =
-  class id) and a weights file (``*.safetensors``, ``*.bin``, ``*.pt`` or ``*.pth``). The head's linear layers are
-  matched to the checkpoint's in order of appearance, whatever their names, and checked by shape.
+  class id; trailing blank lines are ignored, a blank line in between is an error) and a weights file
+  (``*.safetensors``, ``*.bin``, ``*.pt`` or ``*.pth``). The head's linear layers are put in order by shape,
+  whatever their names: the first takes the encoder's hidden size, each next one the previous one's outputs, and
+  layers of equal shape keep the order of the weights file. The chain is then checked against the config.
 
 TorchServe requires exactly one class in this file, so the loading helpers are module functions and errors are
 plain ``ValueError`` s whose message names the file and field at fault.
@@ -83,15 +85,8 @@ class BertTokenClassifier(nn.Module):
     def from_checkpoint(cls, directory: str | Path) -> "BertTokenClassifier":
         """Build the module from a checkpoint directory in either layout and load its weights (eval mode)."""
         directory = Path(directory)
-        if (directory / CLASSIC_HEAD_CONFIG).is_file():
-            model = _build_classic(directory)
-        elif (directory / HF_CONFIG).is_file():
-            model = _build_hf(directory)
-        else:
-            raise ValueError(
-                f"{directory}: no {HF_CONFIG} (Hugging Face layout) and no {CLASSIC_HEAD_CONFIG} (classic layout)"
-            )
-        weights_path = find_weights(directory)
+        weights_path = model_files(directory)[-1]
+        model = _build_classic(directory) if _is_classic(directory) else _build_hf(directory)
         state = _normalise_state_dict(_read_state_dict(weights_path), model, weights_path)
         missing, unexpected = model.load_state_dict(state, strict=False)
         # position_ids is a non-persistent buffer in current transformers; older checkpoints still carry it.
@@ -121,6 +116,19 @@ def quantize_int8_dynamic(model: BertTokenClassifier) -> nn.Module:
         return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
 
 
+def model_files(directory: Path) -> list[Path]:
+    """The files ``from_checkpoint`` reads: the layout's config (and labels) files, then the weights file.
+
+    A missing one is an error naming it. A model archive must hold these; the tokenizer's files are the handler's.
+    """
+    directory = Path(directory)
+    names = (CLASSIC_BERT_CONFIG, CLASSIC_HEAD_CONFIG, CLASSIC_LABELS) if _is_classic(directory) else (HF_CONFIG,)
+    for name in names:
+        if not (directory / name).is_file():
+            raise ValueError(f"{directory}: {name} is missing (this layout needs {', '.join(names)})")
+    return [directory / name for name in names] + [find_weights(directory)]
+
+
 def find_weights(directory: Path) -> Path:
     for name in PREFERRED_WEIGHTS:
         if (directory / name).is_file():
@@ -132,6 +140,15 @@ def find_weights(directory: Path) -> Path:
             f"{'/*'.join(WEIGHT_SUFFIXES)}), found {[p.name for p in candidates]}"
         )
     return candidates[0]
+
+
+def _is_classic(directory: Path) -> bool:
+    """True for the classic layout, False for Hugging Face's; neither is an error naming both config files."""
+    if (directory / CLASSIC_HEAD_CONFIG).is_file():
+        return True
+    if (directory / HF_CONFIG).is_file():
+        return False
+    raise ValueError(f"{directory}: no {HF_CONFIG} (Hugging Face layout) and no {CLASSIC_HEAD_CONFIG} (classic layout)")
 
 
 def _read_json(path: Path) -> dict:
@@ -154,15 +171,9 @@ def _build_hf(directory: Path) -> BertTokenClassifier:
 
 
 def _build_classic(directory: Path) -> BertTokenClassifier:
-    bert_config_path = directory / CLASSIC_BERT_CONFIG
-    if not bert_config_path.is_file():
-        raise ValueError(f"{directory}: {CLASSIC_HEAD_CONFIG} found but {CLASSIC_BERT_CONFIG} is missing")
-    config = BertConfig.from_dict(_read_json(bert_config_path))
+    config = BertConfig.from_dict(_read_json(directory / CLASSIC_BERT_CONFIG))
     head = _read_json(directory / CLASSIC_HEAD_CONFIG)
-    labels_path = directory / CLASSIC_LABELS
-    if not labels_path.is_file():
-        raise ValueError(f"{directory}: {CLASSIC_LABELS} is missing (one label per line)")
-    labels = [line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    labels = _read_labels(directory / CLASSIC_LABELS)
     num_labels = head.get("num_labels", len(labels))
     if num_labels != len(labels):
         raise ValueError(
@@ -180,6 +191,20 @@ def _build_classic(directory: Path) -> BertTokenClassifier:
     )
 
 
+def _read_labels(path: Path) -> list[str]:
+    """One label per line, line number = class id. A blank line in between would shift every later id: refused."""
+    labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    while labels and not labels[-1]:
+        labels.pop()
+    if not labels:
+        raise ValueError(f"{path.name}: no labels (one label per line)")
+    if "" in labels:
+        raise ValueError(
+            f"{path.name}: line {labels.index('') + 1} is blank; every line up to the last label is a class id"
+        )
+    return labels
+
+
 def _check_label_ids(id2label: dict[int, str], where: str) -> None:
     if sorted(id2label) != list(range(len(id2label))):
         raise ValueError(f"{where}: label ids must be 0..{len(id2label) - 1}, got {sorted(id2label)}")
@@ -189,7 +214,9 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        # safetensors stores tensors sorted by dtype and name, not in the order they were saved; natural name order
+        # (layers.2 before layers.10) is the closest to the module's order, which equal-shaped head layers rely on.
+        return dict(sorted(load_file(str(path)).items(), key=lambda item: _natural_key(item[0])))
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
@@ -205,7 +232,7 @@ def _natural_key(name: str) -> list:
 def _normalise_state_dict(
     state: dict[str, torch.Tensor], model: BertTokenClassifier, path: Path
 ) -> dict[str, torch.Tensor]:
-    """Map a checkpoint's keys onto this module's: encoder keys by prefix, head linear layers by order and shape."""
+    """Map a checkpoint's keys onto this module's: encoder keys by prefix, head linear layers chained by shape."""
     encoder: dict[str, torch.Tensor] = {}
     head: dict[str, torch.Tensor] = {}
     for key, tensor in state.items():
@@ -221,14 +248,16 @@ def _normalise_state_dict(
     encoder = {k: v for k, v in encoder.items() if not k.startswith("bert.pooler.")}
 
     targets = [(name, module) for name, module in model.classifier.named_modules() if isinstance(module, nn.Linear)]
-    weight_keys = sorted((k for k, v in head.items() if k.endswith("weight") and v.dim() == 2), key=_natural_key)
+    weight_keys = [k for k, v in head.items() if k.endswith("weight") and v.dim() == 2]
     if len(weight_keys) != len(targets):
         raise ValueError(
             f"{path.name}: the head has {len(weight_keys)} linear layers {weight_keys}, the config describes "
             f"{len(targets)} (hidden size -> classification_layer_sizes -> num_labels)"
         )
+    expected = [tuple(module.weight.shape) for _, module in targets]
+    chain = _chain_head_layers({k: tuple(head[k].shape) for k in weight_keys}, expected, model.config.hidden_size, path)
     mapped = dict(encoder)
-    for key, (name, module) in zip(weight_keys, targets):
+    for key, (name, module) in zip(chain, targets):
         prefix = "classifier" + (f".{name}" if name else "")
         weight = head[key]
         if tuple(weight.shape) != tuple(module.weight.shape):
@@ -249,3 +278,46 @@ def _normalise_state_dict(
             f"{model.config.vocab_size}"
         )
     return mapped
+
+
+def _chain_head_layers(
+    shapes: dict[str, tuple[int, int]], expected: list[tuple[int, int]], hidden_size: int, path: Path
+) -> list[str]:
+    """The head's weight keys in the order they compute, found from shapes alone (names say nothing about order).
+
+    ``shapes`` maps each weight key, in state-dict order, to its (out_features, in_features); ``expected`` lists the
+    shapes the config describes. The first layer takes ``hidden_size`` features, each next one the previous one's
+    outputs, and every layer is used once. Layers of equal shape keep the state-dict order. If the shapes chain in
+    several ways, the one the config describes is taken; if they chain in one way only, it is returned even when
+    it disagrees with the config, so that the caller names the layer and the config field at fault.
+    """
+    chains: list[list[str]] = []
+
+    def extend(chain: list[str], remaining: list[str], width: int) -> None:
+        if not remaining:
+            chains.append(chain)
+            return
+        tried: set[tuple[int, int]] = set()
+        for key in remaining:
+            # Only the first remaining layer of a shape is tried: that is the state-dict tie-breaker.
+            if shapes[key][1] == width and shapes[key] not in tried:
+                tried.add(shapes[key])
+                extend([*chain, key], [k for k in remaining if k != key], shapes[key][0])
+
+    extend([], list(shapes), hidden_size)
+    layers = ", ".join(f"{key} {shape[1]}->{shape[0]}" for key, shape in shapes.items())
+    if not chains:
+        raise ValueError(
+            f"{path.name}: the head's linear layers do not chain from the encoder's hidden size {hidden_size} "
+            f"(each must take the previous one's outputs): {layers}"
+        )
+    for chain in chains:
+        if [shapes[key] for key in chain] == expected:
+            return chain
+    if len(chains) == 1:
+        return chains[0]
+    widths = "->".join(str(n) for n in [hidden_size, *(out for out, _ in expected)])
+    raise ValueError(
+        f"{path.name}: the head's linear layers chain in {len(chains)} ways and none is the config's {widths} "
+        f"(classification_layer_sizes, num_labels): {layers}"
+    )

@@ -23,7 +23,7 @@ from nerserve.decoding import OTHER_SEGMENT
 from nerserve.batch import PreparedBatch, build_responses, prepare_batch, window_logits
 from nerserve.requests import RequestError, parse_request
 from nerserve.settings import HandlerSettings, Quantization
-from nerserve.tokenization import encode_batch, load_tokenizer
+from nerserve.tokenization import check_vocabulary, encode_batch, load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +59,7 @@ class NerHandler(BaseHandler):
         model = BertTokenClassifier.from_checkpoint(model_dir)
         self.settings = settings.with_model_limit(model.config.max_position_embeddings)
         self.tokenizer = load_tokenizer(model_dir, self.settings.max_length)
-        vocab_size = self.tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=True)
-        # Fewer tokens than embedding rows is fine (vocabularies are often padded to a multiple of 8); more would
-        # give ids the model has no embedding for.
-        if vocab_size > model.config.vocab_size:
-            raise ValueError(
-                f"the tokenizer files (tokenizer.json or vocab.txt) hold {vocab_size} tokens but the model config's "
-                f"field 'vocab_size' (config.json or bert_config.json: embedding rows) is {model.config.vocab_size}: "
-                "tokenizer and weights do not belong together"
-            )
+        check_vocabulary(self.tokenizer, model.config.vocab_size)
         if self.settings.quantization is Quantization.INT8_DYNAMIC:
             if self.device.type != "cpu":
                 raise ValueError("handler.quantization int8_dynamic runs on CPU only; use 'none' on GPU")

@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Pack a checkpoint directory, model.py and the handler into a TorchServe model archive (.mar).
 
-The checkpoint is loaded once before archiving, so a broken one fails here with a message naming the file and
-field, instead of as a worker that TorchServe restarts forever.
+Only the files serving reads go in: model.py's config, labels and weights files (the one weights file its loader
+picks, so a cloned hub repository's tf_model.h5, flax_model.msgpack, onnx/ ... stay out) and the tokenizer's files.
+The rest of the checkpoint directory is listed as left out. Those files are loaded once before archiving, so a
+broken checkpoint fails here with a message naming the file and field, instead of as a worker that TorchServe
+restarts forever.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ HANDLER = ROOT / "handler" / "ner_handler.py"
 CORE = ROOT / "handler" / "nerserve"
 MODEL_FILE = ROOT / "model.py"
 MODEL_CONFIG = ROOT / "handler" / "model_config.yaml"
-SKIPPED = {"demo_model_metrics.json", "README.md"}
+# What nerserve.tokenization.load_tokenizer reads: AutoTokenizer takes the tokenizer class from config.json.
+TOKENIZER_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "vocab.txt")
 
 logger = logging.getLogger("archive")
 
@@ -44,29 +49,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def checkpoint_files(model_dir: Path) -> tuple[Path, list[Path]]:
-    """(weights file, the other small files of the checkpoint) — directories and our build notes are left out."""
+def checkpoint_files(model_dir: Path) -> tuple[Path, list[Path], list[Path]]:
+    """(weights file, the other files serving reads, what else is in model_dir and stays out of the archive)."""
     sys.path[:0] = [str(ROOT), str(ROOT / "handler")]
-    from model import find_weights
+    from model import model_files
 
-    weights = find_weights(model_dir)
-    extras = sorted(
-        p for p in model_dir.iterdir()
-        if p.is_file() and p != weights and p.name not in SKIPPED and not p.name.startswith(".")
-    )
-    return weights, extras
+    *model_configs, weights = model_files(model_dir)
+    wanted = {p.name for p in model_configs} | set(TOKENIZER_FILES)
+    extras = sorted(p for p in model_dir.iterdir() if p.is_file() and p.name in wanted)
+    left_out = sorted(p for p in model_dir.iterdir() if p != weights and p not in extras)
+    return weights, extras, left_out
 
 
 def validate(model_dir: Path) -> None:
+    """Load the model and tokenizer from model_dir as the handler will; a ValueError names what is wrong."""
     from model import BertTokenClassifier
-    from nerserve.tokenization import load_tokenizer
+    from nerserve.tokenization import check_vocabulary, load_tokenizer
 
     model = BertTokenClassifier.from_checkpoint(model_dir)
-    tokenizer = load_tokenizer(model_dir, model.config.max_position_embeddings)
-    vocab = tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=True)
-    if vocab > model.config.vocab_size:
-        raise ValueError(f"{model_dir}: tokenizer has {vocab} tokens, the model's vocab_size is {model.config.vocab_size}")
+    check_vocabulary(load_tokenizer(model_dir, model.config.max_position_embeddings), model.config.vocab_size)
     logger.info("checkpoint ok: %d labels (%s)", model.num_labels, ", ".join(model.id2label.values()))
+
+
+def validate_packed(files: list[Path], scratch: Path) -> None:
+    """validate() on links to exactly the files that go into the archive: the checkpoint as a worker will see it."""
+    scratch.mkdir(parents=True)
+    for path in files:
+        (scratch / path.name).symlink_to(path)
+    validate(scratch)
 
 
 def write_config_override(source: Path, target: Path, handler_values: dict) -> None:
@@ -86,12 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("no checkpoint directory at %s", model_dir)
         return 2
     try:
-        weights, extras = checkpoint_files(model_dir)
-        if not args.no_validate:
-            validate(model_dir)
+        weights, extras, left_out = checkpoint_files(model_dir)
     except ValueError as err:
         logger.error("cannot archive %s: %s", model_dir, err)
         return 2
+    if left_out:
+        logger.info("left out (not read when serving): %s",
+                    ", ".join(p.name + ("/" if p.is_dir() else "") for p in left_out))
     args.export_path.mkdir(parents=True, exist_ok=True)
     file_name = f"{args.name}_v{args.version}" if args.versioned else args.name
     archiver = shutil.which("torch-model-archiver") or str(Path(sys.executable).parent / "torch-model-archiver")
@@ -99,25 +110,31 @@ def main(argv: list[str] | None = None) -> int:
     staging = args.export_path / f".staging-{file_name}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
-    # A directory given to --extra-files has its *contents* copied to the archive root; wrap the package in a
-    # folder so that it arrives as the package nerserve/ (TorchServe puts the archive root on sys.path).
-    package_parent = staging / "src"
-    shutil.copytree(CORE, package_parent / CORE.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    config = args.config
-    if args.quantization is not None:
-        config = staging / "model_config.yaml"
-        write_config_override(args.config, config, {"quantization": args.quantization})
-    command = [
-        archiver, "--model-name", args.name, "--version", args.version,
-        "--model-file", str(MODEL_FILE), "--serialized-file", str(weights), "--handler", str(HANDLER),
-        "--extra-files", ",".join([str(package_parent), *map(str, extras)]),
-        "--config-file", str(config), "--export-path", str(staging), "--force",
-    ]
-    if args.zip_store:
-        command += ["--archive-format", "zip-store"]
-    logger.info("archiving %s (version %s%s) from %s ...", args.name, args.version,
-                f", quantization {args.quantization}" if args.quantization else "", model_dir)
     try:
+        if not args.no_validate:
+            try:
+                validate_packed([weights, *extras], staging / "validate" / model_dir.name)
+            except ValueError as err:
+                logger.error("cannot archive %s: %s", model_dir, err)
+                return 2
+        # A directory given to --extra-files has its *contents* copied to the archive root; wrap the package in a
+        # folder so that it arrives as the package nerserve/ (TorchServe puts the archive root on sys.path).
+        package_parent = staging / "src"
+        shutil.copytree(CORE, package_parent / CORE.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        config = args.config
+        if args.quantization is not None:
+            config = staging / "model_config.yaml"
+            write_config_override(args.config, config, {"quantization": args.quantization})
+        command = [
+            archiver, "--model-name", args.name, "--version", args.version,
+            "--model-file", str(MODEL_FILE), "--serialized-file", str(weights), "--handler", str(HANDLER),
+            "--extra-files", ",".join([str(package_parent), *map(str, extras)]),
+            "--config-file", str(config), "--export-path", str(staging), "--force",
+        ]
+        if args.zip_store:
+            command += ["--archive-format", "zip-store"]
+        logger.info("archiving %s (version %s%s) from %s ...", args.name, args.version,
+                    f", quantization {args.quantization}" if args.quantization else "", model_dir)
         subprocess.run(command, check=True)
         target = args.export_path / f"{file_name}.mar"
         (staging / f"{args.name}.mar").replace(target)

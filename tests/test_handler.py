@@ -87,8 +87,6 @@ def test_long_text_is_windowed_without_truncation_duplicates_or_cuts(tiny_handle
     assert [(e["start"], e["end"]) for e in entities] == sorted({(e["start"], e["end"]) for e in entities})
     assert all(a["end"] <= b["start"] for a, b in zip(entities, entities[1:]))  # no overlaps, no duplicates
     assert entities[-1]["end"] > len(text) - 2 * len(sentence)  # the tail was labelled: nothing truncated
-    # Every word piece's label comes from exactly one window: stitched scores have one row per piece.
-    assert sum(e - s for _, s, e in batch.windows) > len(batch.documents[0].pieces)
 
 
 def test_a_long_text_and_short_ones_share_a_batch(tiny_handler):
@@ -202,3 +200,14 @@ def test_a_tokenizer_failure_on_one_text_fails_only_that_request(tiny_handler, m
     monkeypatch.setattr(ner_handler, "encode_batch", real)
     assert responses[3]["entities"] == entities_of(tiny_handler, SENTENCES[1])
 
+
+
+def test_initialize_refuses_a_tokenizer_without_a_vocabulary(tiny_checkpoint, tmp_path):
+    """transformers builds a tokenizer from tokenizer_config.json alone; every word would be [UNK]."""
+    import shutil
+
+    ckpt = shutil.copytree(tiny_checkpoint, tmp_path / "ckpt")
+    for name in ("tokenizer.json", "vocab.txt"):
+        (ckpt / name).unlink(missing_ok=True)
+    with pytest.raises(ValueError, match="no vocabulary beyond its \\d+ special tokens"):
+        load_handler(ckpt)

@@ -73,3 +73,99 @@ def test_missing_labels_and_unknown_layout_are_reported(tiny_checkpoint, tmp_pat
     empty.mkdir()
     with pytest.raises(ValueError, match="no config.json"):
         BertTokenClassifier.from_checkpoint(empty)
+
+
+def with_head(classic_checkpoint, tmp_path, layers, sizes, weights_name="pytorch_model.bin"):
+    """A copy of the classic checkpoint whose head is ``layers`` = [(key prefix, in, out)], saved in that order."""
+    ckpt = copy(classic_checkpoint, tmp_path)
+    state = torch.load(ckpt / "pytorch_model.bin", weights_only=True)
+    state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    generator = torch.Generator().manual_seed(1)
+    for name, n_in, n_out in layers:
+        state[f"{name}.weight"] = torch.randn(n_out, n_in, generator=generator)
+        state[f"{name}.bias"] = torch.randn(n_out, generator=generator)
+    (ckpt / "pytorch_model.bin").unlink()
+    if weights_name.endswith(".safetensors"):
+        from safetensors.torch import save_file
+
+        save_file(state, ckpt / weights_name)
+    else:
+        torch.save(state, ckpt / weights_name)
+    head = json.loads((ckpt / "bert_for_token_classification_config.json").read_text())
+    head["classification_layer_sizes"] = sizes
+    (ckpt / "bert_for_token_classification_config.json").write_text(json.dumps(head))
+    return ckpt, state
+
+
+N_LABELS = len(LABELS)
+
+
+@pytest.mark.parametrize(
+    "layers, sizes, order, weights_name",
+    [
+        # Sorted by name (classifier < dense < hidden) the layers would not chain.
+        ([("dense", 32, 100), ("hidden", 100, 50), ("classifier", 50, N_LABELS)], [100, 50],
+         ["dense", "hidden", "classifier"], "pytorch_model.bin"),
+        # Equal shapes: sorted by name the first two would swap silently; the file's order decides.
+        ([("z_first", 32, 32), ("a_second", 32, 32), ("z_out", 32, N_LABELS)], [32, 32],
+         ["z_first", "a_second", "z_out"], "pytorch_model.bin"),
+        # safetensors keeps no saving order (it stores names sorted: layers.10 < layers.12 < layers.2).
+        ([("head.layers.2", 32, 32), ("head.layers.10", 32, 32), ("head.layers.12", 32, N_LABELS)], [32, 32],
+         ["head.layers.2", "head.layers.10", "head.layers.12"], "model.safetensors"),
+        # The shapes chain two ways (32->50->32->60->32 or 32->60->32->50->32): the config says which.
+        ([("a", 32, 50), ("b", 50, 32), ("c", 32, 60), ("d", 60, 32), ("e", 32, N_LABELS)], [60, 32, 50, 32],
+         ["c", "d", "a", "b", "e"], "pytorch_model.bin"),
+    ],
+    ids=["names-out-of-order", "equal-shapes", "safetensors", "config-picks-the-chain"],
+)
+def test_classic_head_layers_are_chained_by_shape(classic_checkpoint, tmp_path, layers, sizes, order, weights_name):
+    ckpt, state = with_head(classic_checkpoint, tmp_path, layers, sizes, weights_name)
+    model = BertTokenClassifier.from_checkpoint(ckpt)
+    ids = torch.tensor([[2, 40, 41, 42, 3, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0]])
+    with torch.inference_mode():
+        x = model.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        for i, name in enumerate(order):
+            x = torch.nn.functional.linear(x, state[f"{name}.weight"], state[f"{name}.bias"])
+            if i < len(order) - 1:
+                x = torch.relu(x)
+        assert torch.allclose(model(ids, mask), x, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "layers, sizes, message",
+    [
+        ([("dense", 32, 100), ("hidden", 60, 50), ("classifier", 50, N_LABELS)], [100, 50],
+         r"pytorch_model.bin: the head's linear layers do not chain from the encoder's hidden size 32 .*"
+         r"dense.weight 32->100, hidden.weight 60->50, classifier.weight 50->7"),
+        ([("a", 32, 50), ("b", 50, 32), ("c", 32, 60), ("d", 60, 32), ("e", 32, N_LABELS)], [40, 32, 60, 32],
+         r"pytorch_model.bin: the head's linear layers chain in 2 ways and none is the config's "
+         r"32->40->32->60->32->7 \(classification_layer_sizes, num_labels\): a.weight 32->50"),
+    ],
+    ids=["broken", "ambiguous"],
+)
+def test_a_head_that_does_not_chain_names_the_file_and_shapes(classic_checkpoint, tmp_path, layers, sizes, message):
+    ckpt, _ = with_head(classic_checkpoint, tmp_path, layers, sizes)
+    with pytest.raises(ValueError, match=message):
+        BertTokenClassifier.from_checkpoint(ckpt)
+
+
+def test_a_blank_line_between_labels_is_refused(classic_checkpoint, tmp_path):
+    ckpt = copy(classic_checkpoint, tmp_path)
+    # Dropping the blank line would shift every later class id by one, with the label count still right.
+    (ckpt / "labels_file.txt").write_text("\n".join(LABELS[:2] + [""] + LABELS[2:]) + "\n")
+    with pytest.raises(ValueError, match="labels_file.txt: line 3 is blank"):
+        BertTokenClassifier.from_checkpoint(ckpt)
+
+
+def test_trailing_blank_lines_of_the_labels_file_are_ignored(classic_checkpoint, tmp_path):
+    ckpt = copy(classic_checkpoint, tmp_path)
+    (ckpt / "labels_file.txt").write_text("\r\n".join(LABELS) + "\r\n\r\n  \n")
+    assert BertTokenClassifier.from_checkpoint(ckpt).id2label == dict(enumerate(LABELS))
+
+
+def test_a_missing_classic_file_is_named(classic_checkpoint, tmp_path):
+    ckpt = copy(classic_checkpoint, tmp_path)
+    (ckpt / "labels_file.txt").unlink()
+    with pytest.raises(ValueError, match=r"labels_file.txt is missing \(this layout needs bert_config.json"):
+        BertTokenClassifier.from_checkpoint(ckpt)

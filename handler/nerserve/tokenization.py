@@ -55,6 +55,25 @@ def load_tokenizer(model_dir: str | Path, model_max_length: int):
     return tokenizer
 
 
+def check_vocabulary(tokenizer, model_vocab_size: int) -> None:
+    """Refuse a tokenizer that cannot belong to the weights; a ValueError names the files and the field.
+
+    Fewer tokens than embedding rows is fine (vocabularies are often padded to a multiple of 8); more would give
+    ids the model has no embedding for. A tokenizer of special tokens only is what transformers builds from a
+    tokenizer_config.json without tokenizer.json or vocab.txt: every word would be [UNK].
+    """
+    size = tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=True)
+    if size <= len(tokenizer.all_special_ids):
+        raise ValueError(f"the tokenizer has no vocabulary beyond its {size} special tokens: the checkpoint needs "
+                         "tokenizer.json or vocab.txt")
+    if size > model_vocab_size:
+        raise ValueError(
+            f"the tokenizer files (tokenizer.json or vocab.txt) hold {size} tokens but the model config's field "
+            f"'vocab_size' (config.json or bert_config.json: embedding rows) is {model_vocab_size}: tokenizer and "
+            "weights do not belong together"
+        )
+
+
 def _lower_case_from_checkpoint(model_dir: Path) -> bool | None:
     """do_lower_case from the classic head config, else guessed from the vocabulary (uncased vocabs lack capitals)."""
     head = model_dir / CLASSIC_HEAD_CONFIG
