@@ -104,8 +104,9 @@ fi
 # The real-time gateway (WebSocket, SSE, demo page; docs/GATEWAY.md) in front of this TorchServe: it follows the
 # addresses in $TS_CONFIG and takes the demo page's labels from $MODEL_DIR. NER_GATEWAY=0 leaves it out.
 if [[ "${NER_GATEWAY:-1}" != "0" ]]; then
+  GATEWAY_STATE="${NER_GATEWAY_STATE_DIR:-$(dirname "$TMPDIR")/gateway}"
   NER_TS_CONFIG="$TS_CONFIG" NER_GATEWAY_MODEL_DIR="${NER_GATEWAY_MODEL_DIR:-$MODEL_DIR}" \
-    NER_GATEWAY_STATE_DIR="${NER_GATEWAY_STATE_DIR:-$(dirname "$TMPDIR")/gateway}" "$ROOT/scripts/gateway.sh" restart
+    NER_GATEWAY_STATE_DIR="$GATEWAY_STATE" "$ROOT/scripts/gateway.sh" restart
 fi
 
 INFERENCE="$(address inference_address)"
@@ -123,6 +124,6 @@ MSG
 if [[ "${NER_GATEWAY:-1}" != "0" ]]; then
   cat <<MSG
 Real-time gateway: http://127.0.0.1:${NER_GATEWAY_PORT:-8000}/ (demo page), ws://127.0.0.1:${NER_GATEWAY_PORT:-8000}/ws/entities
-  API key: \$(cat .cache/gateway/api_key)   (docs/GATEWAY.md)
+  API key: \$(cat $GATEWAY_STATE/api_key)   (docs/GATEWAY.md)
 MSG
 fi
