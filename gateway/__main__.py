@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from gateway.settings import GatewaySettings, SettingsError, is_loopback, load_settings
 
-GRACEFUL_SHUTDOWN_S = 10  # open WebSockets get close code 1012 (service restart), then this long to finish
+WS_PING_INTERVAL_S = 20.0
+# On SIGTERM, REST requests in flight get this long to finish. Streams do not: uvicorn closes open WebSockets at
+# once with code 1012 (service restart) and sse-starlette ends SSE streams, so replies still in flight are lost;
+# clients resend them after reconnecting (docs/GATEWAY.md).
+GRACEFUL_SHUTDOWN_S = 10
 
 
 def local_url(settings: GatewaySettings) -> str:
@@ -32,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                     "Configured by NER_GATEWAY_* environment variables; see docs/GATEWAY.md.",
     )
     parser.add_argument("--check", action="store_true",
-                        help="validate the configuration, print the gateway's local URL and exit")
+                        help="validate the configuration, print the gateway's local URL (and a warning on stderr when "
+                             "authentication is off) and exit")
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -43,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.check:
+        if settings.auth_disabled:
+            # --check is what scripts/gateway.sh start runs in the terminal: the running gateway's own warning
+            # goes to its log file, where nobody may read it.
+            print(f"WARNING: authentication is disabled (NER_GATEWAY_AUTH_DISABLED): anyone who can reach "
+                  f"{settings.host}:{settings.port} can use the model", file=sys.stderr)
         print(local_url(settings))
         return 0
     import uvicorn
@@ -51,10 +62,24 @@ def main(argv: list[str] | None = None) -> int:
 
     if not is_loopback(settings.host):
         print(f"note: listening on {settings.host}; put TLS in front (tokens travel in headers)", file=sys.stderr)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=log_config(settings.log_level),
-                access_log=False, server_header=False, ws_max_size=settings.max_message_bytes,
-                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S)
+    uvicorn.run(app, log_config=log_config(settings.log_level), **uvicorn_options(settings))
     return 0
+
+
+def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
+    """uvicorn's settings for the gateway (also used by the tests that run it under a real uvicorn).
+
+    A WebSocket whose every slot is busy is not read (backpressure), and uvicorn stops reading TCP while the app
+    has not taken the messages it already read, so the client's pongs wait behind them: the ping timeout must
+    outlast the longest a slot can stay busy, one message's whole retry budget, or a healthy client waiting for
+    slow replies would be dropped with 1011. A dead peer is still found, later.
+    """
+    return {
+        "host": settings.host, "port": settings.port, "access_log": False, "server_header": False,
+        "ws_max_size": settings.max_message_bytes, "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        "ws_ping_interval": WS_PING_INTERVAL_S,
+        "ws_ping_timeout": settings.longest_request_s() + WS_PING_INTERVAL_S,
+    }
 
 
 if __name__ == "__main__":

@@ -141,6 +141,11 @@ class GatewaySettings(BaseSettings):
         self._keys = keys
         return self
 
+    def longest_request_s(self) -> float:
+        """The longest one prediction can take: waiting for a free upstream slot and retrying both end at the
+        retry deadline; then one last attempt of up to the upstream timeout, after at most one backoff."""
+        return self.retry_deadline_s + self.retry_backoff_max_s + self.upstream_timeout_s
+
     @property
     def keys(self) -> Mapping[str, SecretStr]:
         """All API keys (from NER_GATEWAY_API_KEYS and the keys file): key id -> secret."""

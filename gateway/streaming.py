@@ -8,13 +8,14 @@ one starts.
 
 Events: one per chunk, ``id: <chunk index>`` and data ``{"chunk", "chunks", "start", "end", "entities" or
 "segments"}`` with offsets into the whole document; ``event: error`` with ``{"chunk", "error": {...}}`` stops the
-stream; the last event is always ``data: [DONE]``. An EventSource that reconnects sends the last chunk's id as
-``Last-Event-ID`` and the stream resumes after it.
+stream and cancels the chunks still in flight; the last event is always ``data: [DONE]``. An EventSource that
+reconnects sends the last chunk's id as ``Last-Event-ID`` and the stream resumes after it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections import deque
@@ -86,12 +87,15 @@ async def document_events(predict: Callable[[dict[str, Any]], Awaitable[dict[str
             logger.exception("chunk %d failed", chunk.index)
             raise GatewayError(502, f"unexpected answer from TorchServe ({err.__class__.__name__})") from None
 
-    async for chunk, result in in_order(chunks[first_chunk:], predict_chunk, window):
-        if isinstance(result, GatewayError):
-            yield ServerSentEvent(_json({"chunk": chunk.index, "error": result.to_body()}), event="error")
-            break
-        yield ServerSentEvent(_json({"chunk": chunk.index, "chunks": len(chunks), "start": chunk.start,
-                                     "end": chunk.end, **result}), id=str(chunk.index))
+    # aclosing: leaving the loop after an error must cancel the chunks still in flight before [DONE] is sent;
+    # an abandoned async generator is only closed whenever the garbage collector finds it.
+    async with contextlib.aclosing(in_order(chunks[first_chunk:], predict_chunk, window)) as results:
+        async for chunk, result in results:
+            if isinstance(result, GatewayError):
+                yield ServerSentEvent(_json({"chunk": chunk.index, "error": result.to_body()}), event="error")
+                break
+            yield ServerSentEvent(_json({"chunk": chunk.index, "chunks": len(chunks), "start": chunk.start,
+                                         "end": chunk.end, **result}), id=str(chunk.index))
     yield ServerSentEvent(DONE)
 
 

@@ -25,7 +25,11 @@ from gateway.settings import GatewaySettings
 
 logger = logging.getLogger("gateway.upstream")
 
-RETRY_STATUSES = frozenset({503, 507})
+# 503: no worker ready or the queue is full. 507 and 500: the worker died; TorchServe 0.12 answers 507 only when
+# it has already seen the worker's exit code 137, else 500 "Worker died." (seen in about 1 run in 10 of the
+# worker-kill test). Its other 500, a batch over responseTimeout (300 s), comes after this gateway's own upstream
+# timeout (60 s) has already answered 504, so a 500 within the timeout is a worker death.
+RETRY_STATUSES = frozenset({500, 503, 507})
 # Failures before or while talking to TorchServe that a later attempt can fix. Read timeouts are not here.
 RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError, httpx.WriteError,
                 httpx.RemoteProtocolError)
@@ -79,7 +83,7 @@ class TorchServeClient:
         attempt = 0
         while True:
             attempt += 1
-            failure = await self._attempt(content, headers, attempt)
+            failure = await self._attempt(content, headers, attempt, deadline)
             if isinstance(failure, Prediction):
                 return failure
             delay = self._backoff(attempt)
@@ -99,14 +103,21 @@ class TorchServeClient:
         prediction = await self.predict(content, "application/json")
         return prediction.json()
 
-    async def _attempt(self, content: bytes, headers: dict[str, str], attempt: int) -> Prediction | GatewayError:
-        """One try: a Prediction, or a retryable GatewayError; raises a GatewayError that must not be retried."""
+    async def _attempt(self, content: bytes, headers: dict[str, str], attempt: int,
+                       deadline: float) -> Prediction | GatewayError:
+        """One try: a Prediction, or a retryable GatewayError; raises a GatewayError that must not be retried.
+
+        Waiting for one of the ``upstream_concurrency`` slots counts against the retry deadline, so a stalled
+        TorchServe cannot make requests queue in the gateway for ever."""
         timeout = self.settings.upstream_timeout_s
+        if not await self._acquire_slot(deadline):
+            return GatewayError(503, f"TorchServe is busy: the gateway's {self.settings.upstream_concurrency} "
+                                     f"requests in flight to it did not finish before the retry deadline",
+                                retryable=True)
         try:
-            async with self._slots:
-                # Enforced here as well as by httpx, so it holds whatever the transport does.
-                async with asyncio.timeout(timeout):
-                    response = await self._client.post(self._predict_url, content=content, headers=headers)
+            # Enforced here as well as by httpx, so it holds whatever the transport does.
+            async with asyncio.timeout(timeout):
+                response = await self._client.post(self._predict_url, content=content, headers=headers)
         except TimeoutError:
             raise GatewayError(504, f"TorchServe did not answer within {timeout:g} s") from None
         except httpx.TimeoutException as err:
@@ -117,6 +128,8 @@ class TorchServeClient:
             return GatewayError(503, f"TorchServe is unreachable ({type(err).__name__})", retryable=True)
         except httpx.HTTPError as err:
             raise GatewayError(502, f"request to TorchServe failed ({type(err).__name__})") from None
+        finally:
+            self._slots.release()
         status = response.status_code
         if status < 300:
             passed = {name: response.headers[name] for name in PASSTHROUGH_HEADERS if name in response.headers}
@@ -127,6 +140,18 @@ class TorchServeClient:
         if 400 <= status < 500:
             raise GatewayError(status, message, kind)
         raise GatewayError(502, f"TorchServe answered {status}: {message}")
+
+    async def _acquire_slot(self, deadline: float) -> bool:
+        """Take one of the slots bounding requests in flight to TorchServe; False if none frees up by the deadline."""
+        if not self._slots.locked():
+            await self._slots.acquire()
+            return True
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                await self._slots.acquire()
+        except TimeoutError:
+            return False
+        return True
 
     def _backoff(self, attempt: int) -> float:
         """Exponential with "equal jitter": half the step fixed, half random, so clients spread out but wait."""

@@ -3,11 +3,15 @@
 A message is plain text, or a JSON object ``{"id", "text", "aggregation", "format"}`` when its first non-space
 character is ``{``. Each message becomes its own TorchServe request, so the messages of all connections meet in
 TorchServe's dynamic batches. At most ``max_in_flight_per_connection`` run at once per connection: when all
-slots are taken the gateway stops reading the socket, and uvicorn stops reading TCP, so a fast sender is slowed
-down instead of filling memory. Replies come in completion order, not sending order; the ``id`` says which
-message a reply answers (the message's sequence number on the connection, from 1, when it has no ``id``).
+slots are taken the gateway reads one more frame and holds it (so a client that leaves then is noticed at once,
+not when a slot frees up), then stops reading the socket, and uvicorn stops reading TCP, so a fast sender is
+slowed down instead of filling memory. uvicorn's ping timeout is longer than a slot can stay busy (``__main__``),
+so a connection held back this way is not taken for dead. Replies come in completion order, not sending order; the
+``id`` says which message a reply answers (the message's sequence number on the connection, from 1, when it has
+no ``id``).
 
-Close codes: 1008 failed authentication or a foreign Origin; 1009 a message over ``max_message_bytes``. Any other
+Close codes: 1008 failed authentication or a foreign Origin; 1009 a message over ``max_message_bytes``; from
+uvicorn, 1011 keepalive timeout and 1012 shutdown (the replies in flight are lost: clients resend). Any other
 problem with one message is a JSON error reply ``{"id", "error": {"code", "type", "message"}}`` and the
 connection stays open.
 """
@@ -27,6 +31,7 @@ from gateway.auth import APP_SUBPROTOCOL
 from gateway.errors import CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, GatewayError, bad_request
 from gateway.schemas import MAX_ID_CHARS, NerMessage, NerRequest, check_length, parse_json, parse_request
 from gateway.services import Services
+from gateway.settings import is_loopback
 
 logger = logging.getLogger("gateway.websocket")
 
@@ -65,15 +70,26 @@ def parse_message(text: str, sequence: int, max_text_chars: int) -> tuple[Messag
     return (message.id if "id" in message.model_fields_set else sequence), request
 
 
-def origin_allowed(headers: Mapping[str, str], allowed: list[str]) -> bool:
+def origin_allowed(headers: Mapping[str, str], allowed: list[str], auth_enabled: bool) -> bool:
     """Browsers send Origin on every WebSocket and enforce no CORS there: refuse pages from other sites.
 
-    Allowed: no Origin (not a browser), the gateway's own host (the demo page), or a configured CORS origin.
+    Allowed: no Origin (not a browser), a configured CORS origin, and the gateway's own pages: with authentication
+    on, any origin naming the host the request came to (a foreign page would still need a key); with it off, only
+    loopback origins, because a page of a foreign site whose name the attacker re-points at 127.0.0.1 (DNS
+    rebinding) sends a Host equal to its own origin.
     """
     origin = headers.get("origin")
     if origin is None or "*" in allowed or origin in allowed:
         return True
-    return urlsplit(origin).netloc.lower() == headers.get("host", "").lower()
+    try:
+        parts = urlsplit(origin)
+    except ValueError:  # an unbalanced IPv6 bracket
+        return False
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False  # "null" (a sandboxed or file: page) among others
+    if not auth_enabled:
+        return is_loopback(parts.hostname)
+    return parts.netloc.lower() == headers.get("host", "").lower()
 
 
 class EntitySocket:
@@ -92,11 +108,10 @@ class EntitySocket:
     async def run(self) -> None:
         slots = asyncio.Semaphore(self.settings.max_in_flight_per_connection)
         close_code = 1000
+        held: Mapping[str, Any] | None = None  # a frame read while waiting for a slot
         try:
             while True:
-                # Backpressure: no free slot, no read.
-                await slots.acquire()
-                frame = await self.websocket.receive()
+                frame, held = (held, None) if held is not None else (await self.websocket.receive(), None)
                 if frame["type"] == "websocket.disconnect":
                     close_code = frame.get("code", 1000)
                     break
@@ -112,9 +127,12 @@ class EntitySocket:
                         raise MessageError(text, None)
                     message_id, request = parse_message(text, self.messages, self.settings.max_text_chars)
                 except MessageError as err:
-                    slots.release()
                     await self._reply({"id": err.message_id, "error": err.to_body()})
                     continue
+                held = await self._acquire(slots)
+                if held is not None and held["type"] == "websocket.disconnect":
+                    close_code = held.get("code", 1000)
+                    break
                 task = asyncio.create_task(self._answer(message_id, request))
                 self._tasks.add(task)
                 task.add_done_callback(lambda done: (self._tasks.discard(done), slots.release()))
@@ -122,12 +140,48 @@ class EntitySocket:
             close_code = disconnect.code
         finally:
             # Nobody is left to read the replies: stop the upstream work.
-            for task in list(self._tasks):
-                task.cancel()
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._cancel_all()
             logger.info("websocket closed key=%s code=%s messages=%d errors=%d", self.key_id, close_code,
                         self.messages, self.errors)
+
+    async def _acquire(self, slots: asyncio.Semaphore) -> Mapping[str, Any] | None:
+        """Wait for a free slot while still watching the socket, so that a client leaving with every slot busy
+        cancels its work at once. Returns a frame read meanwhile (a disconnect, or the next message, held until
+        this one has its slot) or None. Holding at most one frame keeps the backpressure: with every slot busy
+        and one message held, nothing more is read and uvicorn stops reading TCP."""
+        if not slots.locked():
+            await slots.acquire()
+            return None
+        acquire = asyncio.ensure_future(slots.acquire())
+        receive = asyncio.ensure_future(self.websocket.receive())
+        try:
+            await asyncio.wait({acquire, receive}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            acquire.cancel()
+            receive.cancel()
+            raise
+        if not receive.done():
+            receive.cancel()
+            await asyncio.gather(receive, return_exceptions=True)
+            return None
+        if receive.exception() is not None:
+            acquire.cancel()
+            raise receive.exception()
+        frame = receive.result()
+        if frame["type"] == "websocket.disconnect":
+            if acquire.done():
+                slots.release()
+            else:
+                acquire.cancel()
+            return frame
+        await acquire
+        return frame
+
+    async def _cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _text_of(self, frame: Mapping[str, Any]) -> str | GatewayError | None:
         """The frame's text; None when over the size limit; a GatewayError for a binary frame that is not UTF-8."""
@@ -167,7 +221,10 @@ class EntitySocket:
             async with self._send_lock:
                 await self.websocket.send_text(data)
         except (WebSocketDisconnect, RuntimeError, OSError):
-            pass  # the client is gone; run() notices on its next read
+            # The client is gone: its other messages need no answer either (run() sees the disconnect too).
+            for task in list(self._tasks):
+                if task is not asyncio.current_task():
+                    task.cancel()
 
 
 async def serve_entities(websocket: WebSocket, services: Services) -> None:
@@ -176,7 +233,7 @@ async def serve_entities(websocket: WebSocket, services: Services) -> None:
     offered = websocket.scope.get("subprotocols") or []
     subprotocol = APP_SUBPROTOCOL if APP_SUBPROTOCOL in offered else None
     try:
-        if not origin_allowed(websocket.headers, services.settings.cors_origins):
+        if not origin_allowed(websocket.headers, services.settings.cors_origins, services.auth.enabled):
             raise GatewayError(403, "origin not allowed")
         key_id = services.auth.authenticate(websocket.headers, websocket.query_params, offered)
     except GatewayError as err:

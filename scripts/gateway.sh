@@ -7,7 +7,8 @@ usage() {
 Usage: scripts/gateway.sh start|stop|restart|status [--help]
 
   start    validate the configuration, start the gateway in the background, return once GET /health answers
-  stop     stop it (SIGTERM: open WebSockets get close code 1012 and up to 10 s to finish; then SIGKILL)
+  stop     stop it (SIGTERM: REST requests get up to 10 s to finish; SSE streams end and WebSockets are closed
+           with code 1012 at once, their replies still in flight lost, for clients to resend; SIGKILL after 15 s)
   restart  stop (if running), then start: picks up a changed configuration or model directory
   status   whether it runs, its URL, and whether TorchServe's model is ready (exit 0 running, 3 not running)
 
@@ -21,6 +22,7 @@ script adds these defaults to the environment:
   * an API key, unless NER_GATEWAY_API_KEYS or NER_GATEWAY_API_KEYS_FILE is set or NER_GATEWAY_AUTH_DISABLED=1:
     a random key is created once in $NER_GATEWAY_STATE_DIR/api_key (mode 600) and used. Clients send it as
       curl -H "Authorization: Bearer $(cat .cache/gateway/api_key)" ...
+    With NER_GATEWAY_AUTH_DISABLED=1, start prints a WARNING on stderr: anyone who can reach the port can use it.
 Environment (defaults in brackets):
   NER_GATEWAY_STATE_DIR      pid file, URL and local API key [.cache/gateway]
   NER_GATEWAY_LOG_DIR        where gateway.log is written [$LOG_LOCATION, else logs]
@@ -125,7 +127,8 @@ start() {
   echo "  demo page   $url/"
   echo "  websocket   $ws_url/ws/entities"
   echo "  streaming   $url/v1/stream"
-  if [[ "${NER_GATEWAY_API_KEYS_FILE:-}" == "$KEY_FILE" ]]; then
+  # With authentication off, --check above printed the WARNING (stderr) and no key is needed.
+  if [[ "${NER_GATEWAY_API_KEYS_FILE:-}" == "$KEY_FILE" ]] && ! is_true "${NER_GATEWAY_AUTH_DISABLED:-}"; then
     echo "  API key     in $KEY_FILE (Authorization: Bearer <key>; paste it into the demo page)"
   fi
 }

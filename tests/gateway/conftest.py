@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
+import threading
+import time
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 import httpx2 as httpx
 import pytest
+import uvicorn
 from starlette.testclient import TestClient
 
+from gateway.__main__ import uvicorn_options
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from tests.integration.server import free_port
 
 KEY_ID = "tester"
 SECRET = "s3cret-0123456789abcdef"
 TOKEN = f"{KEY_ID}.{SECRET}"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# Read-only: Starlette's TestClient adds its handshake headers to a dict given to websocket_connect, which would
+# leak them into every later test (a real server refuses a handshake with two Sec-WebSocket-Key headers).
+AUTH = MappingProxyType({"Authorization": f"Bearer {TOKEN}"})
 CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
 
 
@@ -128,6 +137,52 @@ def make_client(fake):
 @pytest.fixture
 def client(make_client) -> TestClient:
     return make_client()
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveGateway:
+    url: str
+    ws_url: str
+    fake: FakeTorchServe
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self, timeout: float = 20) -> None:
+        """What SIGTERM does to ``python -m gateway``: uvicorn's graceful shutdown."""
+        self.server.should_exit = True
+        self.thread.join(timeout=timeout)
+        assert not self.thread.is_alive(), f"uvicorn did not stop in {timeout} s"
+
+
+@pytest.fixture
+def start_live():
+    """start_live(**settings) -> the app under a real uvicorn in a thread, over its own fake TorchServe.
+
+    For what TestClient cannot show: real disconnects (TestClient cancels the app's tasks itself when a test leaves
+    its block), TCP backpressure and uvicorn's keepalive. uvicorn gets the gateway's own options
+    (``uvicorn_options``), so the ping timeout and message size under test are the ones ``python -m gateway`` uses.
+    """
+    started: list[LiveGateway] = []
+
+    def start(**overrides: Any) -> LiveGateway:
+        fake = FakeTorchServe()
+        settings = make_settings(port=free_port(), **overrides)
+        app = create_app(settings, transport=httpx.MockTransport(fake))
+        server = uvicorn.Server(uvicorn.Config(app, log_config=None, **uvicorn_options(settings)))
+        thread = threading.Thread(target=server.run, daemon=True)
+        live = LiveGateway(f"http://127.0.0.1:{settings.port}", f"ws://127.0.0.1:{settings.port}", fake, server,
+                           thread)
+        started.append(live)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert server.started, "uvicorn did not start in 10 s"
+        return live
+
+    yield start
+    for live in started:
+        live.stop()
 
 
 @pytest.fixture

@@ -93,7 +93,7 @@ def test_labels_from_settings_checkpoint_and_predictions(make_client, tmp_path):
     assert make_client(model_dir=classic).get("/v1/labels", headers=AUTH).json()["labels"] == ["DRUG", "CITY"]
     client = make_client()
     assert client.get("/v1/labels", headers=AUTH).json() == {"labels": [], "source": "observed"}
-    with client.websocket_connect("/ws/entities", headers=AUTH) as ws:
+    with client.websocket_connect("/ws/entities", headers=dict(AUTH)) as ws:
         ws.send_text("Hello Rome")
         ws.receive_json()
     assert client.get("/v1/labels", headers=AUTH).json()["labels"] == ["PER"]

@@ -115,3 +115,19 @@ def test_python_m_gateway_check_prints_the_local_url():
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "http://127.0.0.1:9123"
+
+
+@pytest.mark.parametrize("auth_disabled", [True, False])
+def test_python_m_gateway_check_warns_on_stderr_when_authentication_is_off(auth_disabled):
+    env = {"PATH": "/usr/bin:/bin", "NER_GATEWAY_PORT": "9123"}
+    env.update({"NER_GATEWAY_AUTH_DISABLED": "1"} if auth_disabled else {"NER_GATEWAY_API_KEYS": f"a:{SECRET}"})
+    result = subprocess.run([sys.executable, "-m", "gateway", "--check"], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "http://127.0.0.1:9123"  # scripts/gateway.sh reads the URL from stdout
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
+    if auth_disabled:
+        assert warnings == ["WARNING: authentication is disabled (NER_GATEWAY_AUTH_DISABLED): anyone who can "
+                            "reach 127.0.0.1:9123 can use the model"]
+    else:
+        assert warnings == [] and result.stderr == ""

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 
 import httpx2 as httpx
 import pytest
-import uvicorn
 
-from gateway.app import create_app
+from gateway.chunking import split_document
 from gateway.errors import GatewayError
-from gateway.streaming import in_order
-from tests.gateway.conftest import AUTH, TOKEN, FakeTorchServe, fake_entities, make_settings, sse_events
-from tests.integration.server import free_port
+from gateway.schemas import NerRequest
+from gateway.streaming import DONE, document_events, in_order
+from gateway.upstream import TorchServeClient
+from tests.gateway.conftest import AUTH, TOKEN, fake_entities, make_settings, sse_events
 
 DOCUMENT = (
     "Angela Merkel met Tim Cook in Berlin. They talked about Apple and Siemens for an hour.\n\n"
@@ -109,6 +108,26 @@ def test_an_upstream_error_is_an_error_event_then_done(make_client, fake):
     assert len(events) == names.index("error") + 2
 
 
+@pytest.mark.anyio
+async def test_an_error_cancels_the_chunks_still_in_flight_before_done(fake):
+    fake.script = lambda text, attempt: (400, {"code": 400, "type": "BadRequest", "message": "no"}
+                                         ) if "Merkel" in text else None
+    fake.delays = {"They": 5.0, "Later": 5.0}  # chunks 1 and 2, started with the failing chunk 0
+    client = TorchServeClient(make_settings(), transport=httpx.MockTransport(fake))
+    chunks = split_document(DOCUMENT, 64)
+    names = []
+    try:
+        async for event in document_events(client.predict_json, NerRequest(text=DOCUMENT), chunks, window=3):
+            names.append(event.event)
+            if event.data == DONE:
+                # Checked as [DONE] is handed over, not later: by then the two slow requests must be cancelled.
+                assert (fake.cancelled, fake.in_flight) == (2, 0)
+    finally:
+        await client.aclose()
+    assert names == ["error", None]
+    assert len(fake.calls) == 3  # no chunk after the window was sent
+
+
 def test_deadline_exceeded_is_an_error_event(make_client, fake):
     fake.script = lambda text, attempt: (507, None)
     client = make_client(retry_deadline_s=0.2)
@@ -182,27 +201,9 @@ async def test_in_order_cancels_running_work_when_the_consumer_leaves():
     assert cancelled == [1, 2] and started == [0, 1, 2]  # the third, queued after the first result, never ran
 
 
-@pytest.fixture
-def live_gateway():
-    """The app under a real uvicorn in a thread (real disconnects), over the fake TorchServe."""
-    fake = FakeTorchServe()
-    port = free_port()
-    app = create_app(make_settings(stream_chunk_chars=64, stream_concurrency=2, port=port),
-                     transport=httpx.MockTransport(fake))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield f"http://127.0.0.1:{port}", fake
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-def test_client_disconnect_cancels_pending_upstream_work(live_gateway):
-    url, fake = live_gateway
+def test_client_disconnect_cancels_pending_upstream_work(start_live):
+    live = start_live(stream_chunk_chars=64, stream_concurrency=2)
+    url, fake = live.url, live.fake
     fake.delays = {"Later": 5.0, "Finally": 5.0, "London": 5.0, "They": 5.0}
     with httpx.Client(timeout=10) as http:
         with http.stream("POST", f"{url}/v1/stream", json={"text": DOCUMENT}, headers=AUTH) as response:

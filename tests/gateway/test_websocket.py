@@ -1,19 +1,28 @@
-"""/ws/entities in-process: auth (1008), size (1009), error replies, concurrency, ordering, backpressure, retries."""
+"""/ws/entities: auth (1008), size (1009), error replies, concurrency, ordering, backpressure, retries, Origin.
+
+In-process with Starlette's TestClient, except what only a real server shows (``start_live``: uvicorn in a
+thread, a real ``websockets`` client): a client leaving, keepalive under backpressure, shutdown.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 import pytest
 from starlette.websockets import WebSocketDisconnect
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
-from gateway.websocket import MessageError, parse_message
+import gateway.__main__
+from gateway.websocket import MessageError, origin_allowed, parse_message
 from tests.gateway.conftest import AUTH, SECRET, TOKEN, fake_entities, fake_segments
 
 
 def connect(client, **kwargs):
-    kwargs.setdefault("headers", AUTH)
+    # A copy: TestClient adds the handshake headers to the dict it is given.
+    kwargs["headers"] = dict(kwargs.get("headers", AUTH))
     return client.websocket_connect("/ws/entities", **kwargs)
 
 
@@ -162,18 +171,6 @@ def test_deadline_exceeded_is_an_error_reply(make_client, fake):
         assert ws.receive_json() == {"id": 2, "entities": []}
 
 
-def test_closing_the_connection_cancels_its_upstream_requests(client, fake):
-    fake.delays = {"forever": 30}
-    with connect(client) as ws:
-        ws.send_text("forever")
-        ws.send_text("Quick")
-        assert ws.receive_json()["id"] == 2
-    deadline = time.monotonic() + 5
-    while fake.cancelled < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert fake.cancelled == 1 and fake.in_flight == 0
-
-
 def test_parse_message_ids():
     assert parse_message("plain text", 4, 100)[0] == 4
     assert parse_message('  {"id": null, "text": "x"}', 4, 100)[0] is None
@@ -182,3 +179,111 @@ def test_parse_message_ids():
     with pytest.raises(MessageError) as error:
         parse_message(json.dumps({"id": "i" * 257, "text": "x"}), 4, 100)
     assert error.value.message_id is None and error.value.status == 400  # a too-long id is not echoed back
+
+
+@pytest.mark.parametrize(
+    "origin, allowed, auth_enabled, accepted",
+    [
+        (None, [], False, True),  # not a browser
+        ("http://127.0.0.1:8000", [], False, True),
+        ("http://localhost:3000", [], False, True),  # any port of this machine
+        ("http://[::1]:8000", [], False, True),
+        ("https://app.example", ["https://app.example"], False, True),
+        ("http://anything.example", ["*"], False, True),
+        # DNS rebinding: a foreign name pointed at 127.0.0.1 sends Host equal to its Origin
+        ("http://rebound.example:8000", [], False, False),
+        ("http://localhost.rebound.example:8000", [], False, False),
+        ("null", [], False, False),  # a sandboxed or file: page
+        ("http://[::1", [], False, False),
+        # With keys the gateway's own host is fine (the demo page behind a proxy); a foreign page has no key.
+        ("https://ner.example", [], True, True),
+        ("https://evil.example", [], True, False),
+    ],
+)
+def test_origin_allowed(origin, allowed, auth_enabled, accepted):
+    host = "ner.example" if auth_enabled else "rebound.example:8000"
+    headers = {"host": host} | ({"origin": origin} if origin is not None else {})
+    assert origin_allowed(headers, allowed, auth_enabled) is accepted
+
+
+def test_with_auth_off_a_foreign_origin_naming_the_host_is_refused(make_client):
+    client = make_client(auth_disabled=True, api_keys={})
+    with connect(client, headers={"Origin": "http://testserver", "Host": "testserver"}) as ws:
+        ws.send_text("Hi")  # answered if the connection was accepted: the test fails rather than waits
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+    assert closed.value.code == 1008
+    with connect(client, headers={"Origin": "http://127.0.0.1:8000"}) as ws:
+        ws.send_text("Hi")
+        assert "entities" in ws.receive_json()
+
+
+# --- under a real uvicorn ----------------------------------------------------------------------------------------
+
+
+def open_socket(live, **kwargs):
+    """A websockets client; no proxy from the environment, a short close handshake (a server that stopped reading
+    would otherwise hold the close for 10 s)."""
+    return ws_connect(f"{live.ws_url}/ws/entities", additional_headers=AUTH, proxy=None, close_timeout=1, **kwargs)
+
+
+async def until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+@pytest.mark.anyio
+async def test_a_connection_held_back_by_backpressure_is_not_dropped_by_the_keepalive(start_live, monkeypatch):
+    monkeypatch.setattr(gateway.__main__, "WS_PING_INTERVAL_S", 0.2)
+    # longest_request_s() = 0.5 + 0.05 + 2 s: the ping timeout is 2.75 s
+    live = start_live(max_in_flight_per_connection=1, retry_deadline_s=0.5, retry_backoff_max_s=0.05,
+                      upstream_timeout_s=2.0)
+    live.fake.delays = {"slow": 0.6}  # three ping intervals per message, one message at a time
+    sent = 5  # one in flight, one waiting for the slot, one held by the gateway, two unread in uvicorn
+    async with open_socket(live, ping_interval=None) as ws:
+        for number in range(sent):
+            await ws.send(json.dumps({"id": number, "text": f"slow {number}"}))
+        # For 1.2 s uvicorn reads no TCP, pongs included; with a ping timeout of one interval it closes with 1011.
+        replies = [json.loads(await ws.recv()) for _ in range(sent)]
+        await ws.ping()  # and the connection is still open
+    assert [reply["id"] for reply in replies] == list(range(sent))
+    assert all("entities" in reply for reply in replies)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("leave", ["close", "drop"], ids=["close handshake", "TCP dropped"])
+@pytest.mark.parametrize("in_flight", [1, 4], ids=["every slot busy", "slots free"])
+async def test_a_client_that_leaves_cancels_its_upstream_requests_at_once(start_live, leave, in_flight):
+    live = start_live(max_in_flight_per_connection=in_flight, upstream_timeout_s=30.0)
+    live.fake.delays = {"forever": 30.0}
+    ws = await open_socket(live)
+    await ws.send("forever 1")
+    await ws.send("forever 2")  # with one slot: waits for it, and the client leaves meanwhile
+    running = min(in_flight, 2)
+    assert await until(lambda: live.fake.in_flight == running, 5)
+    if leave == "close":
+        await ws.close()
+    else:
+        ws.transport.abort()
+    assert await until(lambda: live.fake.in_flight == 0, 2), "the upstream requests outlived their client"
+    assert live.fake.cancelled == running and live.fake.completed == []
+
+
+@pytest.mark.anyio
+async def test_shutdown_closes_websockets_with_1012_at_once(start_live):
+    """What docs/GATEWAY.md tells clients: no reply still in flight comes after a shutdown; resend it."""
+    live = start_live(upstream_timeout_s=30.0)
+    live.fake.delays = {"forever": 30.0}
+    async with open_socket(live) as ws:
+        await ws.send("forever")
+        assert await until(lambda: live.fake.in_flight == 1, 5)
+        started = time.monotonic()
+        await asyncio.to_thread(live.stop)
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
+    assert time.monotonic() - started < 5 and live.fake.cancelled == 1

@@ -182,3 +182,21 @@ def test_gateway_script_reports_a_bad_configuration(tmp_path):
                             timeout=120)
     assert result.returncode == 2 and "not a loopback address" in result.stderr
     assert not (tmp_path / "state" / "gateway.pid").exists()
+
+
+def test_gateway_script_warns_on_the_terminal_when_authentication_is_off(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("NER_GATEWAY_")}
+    env.update(NER_GATEWAY_AUTH_DISABLED="1", NER_GATEWAY_PORT=str(free_port()),
+               NER_GATEWAY_STATE_DIR=str(tmp_path / "state"), NER_GATEWAY_LOG_DIR=str(tmp_path / "logs"),
+               NER_TS_CONFIG=str(tmp_path / "absent.properties"))
+    script = str(ROOT / "scripts" / "gateway.sh")
+    started = subprocess.run([script, "start"], env=env, capture_output=True, text=True, timeout=120)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        warnings = [line for line in started.stderr.splitlines() if line.startswith("WARNING")]
+        assert len(warnings) == 1 and "authentication is disabled" in warnings[0], started.stderr
+        assert "API key" not in started.stdout and "gateway is up" in started.stdout
+        assert not (tmp_path / "state" / "api_key").exists()
+    finally:
+        stopped = subprocess.run([script, "stop"], env=env, capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr

@@ -39,6 +39,13 @@ def worker_pids(server) -> list[int]:
         return []
 
 
+async def until(condition, timeout: float, failure: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{failure} in {timeout:g} s"
+        await asyncio.sleep(0.05)
+
+
 def test_killing_the_worker_loses_no_reply(gateway, gateway_token, tiny_server):
     expected = {}
     for text in TEXTS:
@@ -77,12 +84,12 @@ def test_killing_the_worker_loses_no_reply(gateway, gateway_token, tiny_server):
         stop = asyncio.Event()
         clients = [asyncio.create_task(client(n, stop)) for n in range(CLIENTS)]
         try:
-            await asyncio.sleep(2)  # traffic is flowing through batches
+            await until(lambda: stats["replies"] >= CLIENTS, 60, "no replies before the kill")  # traffic flows
             (old_pid,) = worker_pids(tiny_server)
             os.kill(old_pid, signal.SIGKILL)
             killed = time.monotonic()
             outage["down"] = True
-            # Keep sending while TorchServe replaces the worker, and for a while after.
+            # Keep sending while TorchServe replaces the worker, and until the new one has answered some.
             while True:
                 pids = await asyncio.to_thread(worker_pids, tiny_server)
                 ready = await asyncio.to_thread(ready_workers, tiny_server.management, "ner_model")
@@ -92,7 +99,8 @@ def test_killing_the_worker_loses_no_reply(gateway, gateway_token, tiny_server):
                 await asyncio.sleep(0.2)
             recovered = time.monotonic() - killed
             outage["down"] = False
-            await asyncio.sleep(2)
+            answered = stats["replies"]
+            await until(lambda: stats["replies"] >= answered + CLIENTS, 60, "no replies from the new worker")
         finally:
             stop.set()  # the clients finish what they have in flight and stop, whatever happened above
             async with asyncio.timeout(120):
