@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway.auth import ApiKeys, Authenticator
+from gateway.auth import ApiKeys, Authenticator, LoopbackHostOnly
 from gateway.errors import GatewayError, bad_request, error_type, too_large
 from gateway.labels import LabelRegistry
 from gateway.logs import KEY_ID_SCOPE, AccessLogMiddleware
@@ -72,6 +72,8 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
     app = FastAPI(title="NER gateway", summary="Real-time API in front of TorchServe", lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # the docs UIs load scripts from a CDN
     app.add_middleware(AccessLogMiddleware)
+    if settings.auth_disabled and not settings.allow_remote_without_auth:
+        app.add_middleware(LoopbackHostOnly)
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],

@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 
 from gateway.errors import unauthorized
+from gateway.settings import is_loopback
 
 APP_SUBPROTOCOL = "ner.v1"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
@@ -90,3 +91,39 @@ def find_token(headers: Mapping[str, str], query: Mapping[str, str], subprotocol
         if protocol.startswith(TOKEN_SUBPROTOCOL_PREFIX):
             return protocol[len(TOKEN_SUBPROTOCOL_PREFIX):]
     return query.get(TOKEN_QUERY_PARAMETER)
+
+
+def loopback_host(host_header: str) -> bool:
+    """Whether an HTTP Host header names this machine by a loopback name (127.0.0.1, localhost, [::1]), any port."""
+    host = host_header.strip().lower()
+    if host.startswith("["):  # [::1]:8000
+        host = host[1:].partition("]")[0]
+    else:
+        host = host.rpartition(":")[0] if host.count(":") == 1 else host
+    return is_loopback(host)
+
+
+class LoopbackHostOnly:
+    """Pure ASGI: with authentication off, HTTP requests must name a loopback host.
+
+    A web page of any site can make a browser send requests to 127.0.0.1 under the site's own name (DNS
+    rebinding), and such requests carry that name as Host. Refusing non-loopback Host headers keeps a gateway
+    without keys to programs on this machine. WebSockets are guarded by their Origin check instead.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+            if not loopback_host(host):
+                body = (b'{"code": 403, "type": "Forbidden", "message": "authentication is off, so only '
+                        b'127.0.0.1, localhost and [::1] are served"}')
+                await send({"type": "http.response.start", "status": 403,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+

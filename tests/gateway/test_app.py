@@ -11,6 +11,7 @@ import re
 import pytest
 
 from gateway.app import PAGE
+from gateway.auth import loopback_host
 from gateway.logs import RedactFilter
 from tests.gateway.conftest import AUTH, SECRET, TOKEN, fake_entities
 
@@ -165,3 +166,23 @@ def test_disabled_auth_is_announced_loudly(make_client, caplog):
     assert client.post("/v1/entities", json={"text": "x"}).status_code == 200
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "gateway"]
     assert warnings and "AUTHENTICATION IS DISABLED" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize("host,allowed", [("127.0.0.1:8000", True), ("localhost", True), ("[::1]:8000", True),
+                                          ("LOCALHOST:80", True), ("evil.example:8000", False),
+                                          ("127.0.0.1.evil.example", False), ("", False)])
+def test_loopback_host(host, allowed):
+    assert loopback_host(host) is allowed
+
+
+def test_without_auth_only_loopback_hosts_are_served(make_client):
+    """A page re-pointing its own name at 127.0.0.1 (DNS rebinding) sends that name as Host."""
+    client = make_client(auth_disabled=True, api_keys={})
+    assert client.post("/v1/entities", json={"text": "Angela"}).status_code == 200
+    rebound = client.post("/v1/entities", json={"text": "Angela"}, headers={"Host": "evil.example:8000"})
+    assert rebound.status_code == 403 and "authentication is off" in rebound.json()["message"]
+    assert client.get("/health", headers={"Host": "evil.example"}).status_code == 403
+    keyed = make_client()  # with keys a proxy may use any name
+    assert keyed.get("/health", headers={"Host": "ner.example.com"}).status_code == 200
+    behind_proxy = make_client(auth_disabled=True, api_keys={}, allow_remote_without_auth=True)
+    assert behind_proxy.get("/health", headers={"Host": "ner.example.com"}).status_code == 200
