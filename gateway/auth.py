@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit
 
 from gateway.errors import unauthorized
 from gateway.settings import is_loopback
@@ -95,12 +96,11 @@ def find_token(headers: Mapping[str, str], query: Mapping[str, str], subprotocol
 
 def loopback_host(host_header: str) -> bool:
     """Whether an HTTP Host header names this machine by a loopback name (127.0.0.1, localhost, [::1]), any port."""
-    host = host_header.strip().lower()
-    if host.startswith("["):  # [::1]:8000
-        host = host[1:].partition("]")[0]
-    else:
-        host = host.rpartition(":")[0] if host.count(":") == 1 else host
-    return is_loopback(host)
+    try:
+        host = urlsplit(f"//{host_header.strip()}").hostname  # the same parser as the WebSocket Origin check
+    except ValueError:  # an unbalanced IPv6 bracket
+        return False
+    return host is not None and is_loopback(host)
 
 
 class LoopbackHostOnly:
@@ -126,4 +126,3 @@ class LoopbackHostOnly:
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
-

@@ -154,10 +154,18 @@ class EntitySocket:
             return None
         acquire = asyncio.ensure_future(slots.acquire())
         receive = asyncio.ensure_future(self.websocket.receive())
+
+        def give_back_slot() -> None:
+            """The slot is not wanted after all: release it if it was taken, else stop waiting for it."""
+            if acquire.done() and not acquire.cancelled():
+                slots.release()
+            else:
+                acquire.cancel()
+
         try:
             await asyncio.wait({acquire, receive}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            acquire.cancel()
+            give_back_slot()
             receive.cancel()
             raise
         if not receive.done():
@@ -165,14 +173,11 @@ class EntitySocket:
             await asyncio.gather(receive, return_exceptions=True)
             return None
         if receive.exception() is not None:
-            acquire.cancel()
+            give_back_slot()
             raise receive.exception()
         frame = receive.result()
         if frame["type"] == "websocket.disconnect":
-            if acquire.done():
-                slots.release()
-            else:
-                acquire.cancel()
+            give_back_slot()
             return frame
         await acquire
         return frame
