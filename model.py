@@ -82,7 +82,7 @@ class BertTokenClassifier(nn.Module):
         return self.classifier(self.dropout(hidden))
 
     @classmethod
-    def from_checkpoint(cls, directory: str | Path) -> "BertTokenClassifier":
+    def from_checkpoint(cls, directory: str | Path) -> BertTokenClassifier:
         """Build the module from a checkpoint directory in either layout and load its weights (eval mode)."""
         directory = Path(directory)
         weights_path = model_files(directory)[-1]
@@ -238,7 +238,7 @@ def _normalise_state_dict(
     for key, tensor in state.items():
         for prefix in ENCODER_PREFIXES:
             if key.startswith(prefix):
-                encoder["bert." + key[len(prefix):]] = tensor
+                encoder["bert." + key[len(prefix) :]] = tensor
                 break
         else:
             if key.startswith(("embeddings.", "encoder.")):  # a bare BertModel state_dict

@@ -34,11 +34,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m gateway",
         description="Real-time NER gateway (WebSocket, SSE, REST, demo page) in front of TorchServe. "
-                    "Configured by NER_GATEWAY_* environment variables; see docs/GATEWAY.md.",
+        "Configured by NER_GATEWAY_* environment variables; see docs/GATEWAY.md.",
     )
-    parser.add_argument("--check", action="store_true",
-                        help="validate the configuration, print the gateway's local URL (and a warning on stderr when "
-                             "authentication is off) and exit")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the configuration, print the gateway's local URL (and a warning on stderr when "
+        "authentication is off) and exit",
+    )
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
@@ -52,8 +55,11 @@ def main(argv: list[str] | None = None) -> int:
         if settings.auth_disabled:
             # --check is what scripts/gateway.sh start runs in the terminal: the running gateway's own warning
             # goes to its log file, where nobody may read it.
-            print(f"WARNING: authentication is disabled (NER_GATEWAY_AUTH_DISABLED): anyone who can reach "
-                  f"{settings.host}:{settings.port} can use the model", file=sys.stderr)
+            print(
+                f"WARNING: authentication is disabled (NER_GATEWAY_AUTH_DISABLED): anyone who can reach "
+                f"{settings.host}:{settings.port} can use the model",
+                file=sys.stderr,
+            )
         print(local_url(settings))
         return 0
     import uvicorn
@@ -75,8 +81,12 @@ def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
     slow replies would be dropped with 1011. A dead peer is still found, later.
     """
     return {
-        "host": settings.host, "port": settings.port, "access_log": False, "server_header": False,
-        "ws_max_size": settings.max_message_bytes, "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+        "host": settings.host,
+        "port": settings.port,
+        "access_log": False,
+        "server_header": False,
+        "ws_max_size": settings.max_message_bytes,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
         "ws_ping_interval": WS_PING_INTERVAL_S,
         "ws_ping_timeout": settings.longest_request_s() + WS_PING_INTERVAL_S,
     }

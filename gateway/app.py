@@ -49,8 +49,11 @@ SSE_SEND_TIMEOUT_S = 30  # a client that stops reading for this long is dropped
 
 def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
     """The gateway app; raises SettingsError when the label source in the settings cannot be read."""
-    auth = Authenticator(None if settings.auth_disabled else
-                         ApiKeys({key_id: secret.get_secret_value() for key_id, secret in settings.keys.items()}))
+    auth = Authenticator(
+        None
+        if settings.auth_disabled
+        else ApiKeys({key_id: secret.get_secret_value() for key_id, secret in settings.keys.items()})
+    )
     labels = LabelRegistry.from_settings(settings)
     page, page_policy = demo_page()
 
@@ -61,23 +64,36 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
         if auth.enabled:
             logger.info("authentication on: %d API key(s), ids %s", len(auth.keys.key_ids), auth.keys.key_ids)
         else:
-            logger.warning("AUTHENTICATION IS DISABLED (NER_GATEWAY_AUTH_DISABLED=1): anyone who can reach "
-                           "%s:%d can use the model", settings.host, settings.port)
+            logger.warning(
+                "AUTHENTICATION IS DISABLED (NER_GATEWAY_AUTH_DISABLED=1): anyone who can reach "
+                "%s:%d can use the model",
+                settings.host,
+                settings.port,
+            )
         logger.info("forwarding to %s/predictions/%s", settings.inference_url, settings.model_name)
         try:
             yield
         finally:
             await client.aclose()
 
-    app = FastAPI(title="NER gateway", summary="Real-time API in front of TorchServe", lifespan=lifespan,
-                  docs_url=None, redoc_url=None)  # the docs UIs load scripts from a CDN
+    app = FastAPI(
+        title="NER gateway",
+        summary="Real-time API in front of TorchServe",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )  # the docs UIs load scripts from a CDN
     app.add_middleware(AccessLogMiddleware)
     if settings.auth_disabled and not settings.allow_remote_without_auth:
         app.add_middleware(LoopbackHostOnly)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
-                           expose_headers=["X-NER-Batch-Size", "X-NER-Model-Version"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+            expose_headers=["X-NER-Batch-Size", "X-NER-Model-Version"],
+        )
 
     @app.exception_handler(GatewayError)
     async def gateway_error(request: Request, error: GatewayError) -> JSONResponse:
@@ -108,8 +124,15 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
 
     @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> HTMLResponse:
-        return HTMLResponse(page, headers={"Content-Security-Policy": page_policy, "Cache-Control": "no-cache",
-                                           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+        return HTMLResponse(
+            page,
+            headers={
+                "Content-Security-Policy": page_policy,
+                "Cache-Control": "no-cache",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
 
     @app.get("/health", summary="Liveness: 200 while the process runs")
     async def health() -> dict[str, str]:
@@ -120,8 +143,11 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
     @app.get("/ready", summary="Readiness: 200 when TorchServe has a READY worker for the model, else 503")
     async def ready(request: Request) -> JSONResponse:
         count, reason = await services(request).client.ready_workers()
-        body: dict[str, Any] = {"status": "ready" if count else "not ready", "model": settings.model_name,
-                                "ready_workers": count}
+        body: dict[str, Any] = {
+            "status": "ready" if count else "not ready",
+            "model": settings.model_name,
+            "ready_workers": count,
+        }
         if reason:
             body["reason"] = reason
         return JSONResponse(body, status_code=200 if count else 503)
@@ -132,15 +158,23 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
     async def get_labels(request: Request) -> dict[str, Any]:
         return services(request).labels.snapshot()
 
-    @app.post("/v1/entities", summary="TorchServe's POST /predictions/<model>, passed through",
-              openapi_extra=_request_body_doc(), dependencies=authenticated)
+    @app.post(
+        "/v1/entities",
+        summary="TorchServe's POST /predictions/<model>, passed through",
+        openapi_extra=_request_body_doc(),
+        dependencies=authenticated,
+    )
     async def entities(request: Request) -> Response:
         body = await read_body(request, settings.max_message_bytes)
         prediction = await services(request).client.predict(body, request.headers.get("content-type"))
         return Response(prediction.content, media_type="application/json", headers=prediction.headers)
 
-    @app.post("/v1/stream", summary="Server-Sent Events for a document, in document order",
-              openapi_extra=_request_body_doc(), dependencies=authenticated)
+    @app.post(
+        "/v1/stream",
+        summary="Server-Sent Events for a document, in document order",
+        openapi_extra=_request_body_doc(),
+        dependencies=authenticated,
+    )
     async def stream_post(request: Request) -> Response:
         body = await read_body(request, settings.max_message_bytes)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -157,13 +191,18 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
             raise GatewayError(415, f"send application/json or text/plain, not {content_type!r}")
         return await event_stream(request, ner_request)
 
-    @app.get("/v1/stream", summary="Server-Sent Events for a short text given in the URL (for EventSource)",
-             dependencies=authenticated)
-    async def stream_get(request: Request, text: str = Query(...), aggregation: str | None = None,
-                         format: str | None = None) -> Response:
+    @app.get(
+        "/v1/stream",
+        summary="Server-Sent Events for a short text given in the URL (for EventSource)",
+        dependencies=authenticated,
+    )
+    async def stream_get(
+        request: Request, text: str = Query(...), aggregation: str | None = None, format: str | None = None
+    ) -> Response:
         fields = {"text": text, "aggregation": aggregation, "format": format}
-        ner_request = parse_request({k: v for k, v in fields.items() if v is not None}, NerRequest,
-                                    settings.max_text_chars)
+        ner_request = parse_request(
+            {k: v for k, v in fields.items() if v is not None}, NerRequest, settings.max_text_chars
+        )
         return await event_stream(request, ner_request)
 
     async def event_stream(request: Request, ner_request: NerRequest) -> Response:
@@ -216,16 +255,24 @@ def demo_page() -> tuple[str, str]:
 
     def hashes(tag: str) -> str:
         bodies = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.S)
-        return " ".join(f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'"
-                        for body in bodies)
+        return " ".join(
+            f"'sha256-{base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()}'" for body in bodies
+        )
 
-    policy = (f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
-              "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    policy = (
+        f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
+        "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
     return html, policy
 
 
 def _request_body_doc() -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": NerRequest.model_json_schema()},
-        "text/plain": {"schema": {"type": "string"}},
-    }}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": NerRequest.model_json_schema()},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        }
+    }

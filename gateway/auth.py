@@ -68,8 +68,9 @@ class Authenticator:
     def enabled(self) -> bool:
         return self.keys is not None
 
-    def authenticate(self, headers: Mapping[str, str], query: Mapping[str, str],
-                     subprotocols: Sequence[str] = ()) -> str:
+    def authenticate(
+        self, headers: Mapping[str, str], query: Mapping[str, str], subprotocols: Sequence[str] = ()
+    ) -> str:
         """The caller's key id; raises a 401 GatewayError when the token is missing or wrong."""
         if self.keys is None:
             return ANONYMOUS
@@ -90,7 +91,7 @@ def find_token(headers: Mapping[str, str], query: Mapping[str, str], subprotocol
         return token.strip() if scheme.lower() == "bearer" else ""
     for protocol in subprotocols:
         if protocol.startswith(TOKEN_SUBPROTOCOL_PREFIX):
-            return protocol[len(TOKEN_SUBPROTOCOL_PREFIX):]
+            return protocol[len(TOKEN_SUBPROTOCOL_PREFIX) :]
     return query.get(TOKEN_QUERY_PARAMETER)
 
 
@@ -118,11 +119,20 @@ class LoopbackHostOnly:
         if scope["type"] == "http":
             host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
             if not loopback_host(host):
-                body = (b'{"code": 403, "type": "Forbidden", "message": "authentication is off, so only '
-                        b'127.0.0.1, localhost and [::1] are served"}')
-                await send({"type": "http.response.start", "status": 403,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode())]})
+                body = (
+                    b'{"code": 403, "type": "Forbidden", "message": "authentication is off, so only '
+                    b'127.0.0.1, localhost and [::1] are served"}'
+                )
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 403,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)

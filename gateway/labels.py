@@ -54,7 +54,7 @@ class LabelRegistry:
         self._source = source
 
     @classmethod
-    def from_settings(cls, settings: GatewaySettings) -> "LabelRegistry":
+    def from_settings(cls, settings: GatewaySettings) -> LabelRegistry:
         if settings.labels:
             return cls(entity_types(settings.labels), "settings")
         if settings.model_dir is not None:
@@ -66,8 +66,12 @@ class LabelRegistry:
         for key in ("entities", "segments"):
             for item in body.get(key) or ():
                 label = item.get("label") if isinstance(item, Mapping) else None
-                if (isinstance(label, str) and label != OTHER_SEGMENT and label not in self._labels
-                        and len(self._labels) < MAX_OBSERVED):
+                if (
+                    isinstance(label, str)
+                    and label != OTHER_SEGMENT
+                    and label not in self._labels
+                    and len(self._labels) < MAX_OBSERVED
+                ):
                     self._labels.append(label)
 
     def snapshot(self) -> dict[str, Any]:

@@ -57,8 +57,14 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            access_logger.info("%s %s %d %.1fms key=%s", scope["method"], scope["path"], status,
-                               (time.perf_counter() - started) * 1000, scope.get(KEY_ID_SCOPE, "-"))
+            access_logger.info(
+                "%s %s %d %.1fms key=%s",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+                scope.get(KEY_ID_SCOPE, "-"),
+            )
 
 
 def log_config(level: str) -> dict[str, Any]:
@@ -68,8 +74,14 @@ def log_config(level: str) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "filters": {"redact": {"()": RedactFilter}},
         "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"],
-                                "stream": "ext://sys.stderr"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "filters": ["redact"],
+                "stream": "ext://sys.stderr",
+            }
+        },
         "loggers": {
             "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
             "uvicorn.access": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},

@@ -89,8 +89,15 @@ def describe(error: ValidationError) -> str:
 
 
 def json_type(value: Any) -> str:
-    names = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
-             bool: "a boolean", type(None): "null"}
+    names = {
+        dict: "an object",
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "a boolean",
+        type(None): "null",
+    }
     return names.get(type(value), type(value).__name__)
 
 

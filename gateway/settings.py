@@ -114,13 +114,14 @@ class GatewaySettings(BaseSettings):
     # --- cross-field rules --------------------------------------------------------------------------------------
 
     @model_validator(mode="after")
-    def _check_safety(self) -> "GatewaySettings":
+    def _check_safety(self) -> GatewaySettings:
         keys = dict(self.api_keys)
         if self.api_keys_file is not None:
             for key_id, secret in read_keys_file(self.api_keys_file).items():
                 if key_id in keys:
-                    raise ValueError(f"API key id {key_id!r} is defined twice (NER_GATEWAY_API_KEYS and "
-                                     f"{self.api_keys_file})")
+                    raise ValueError(
+                        f"API key id {key_id!r} is defined twice (NER_GATEWAY_API_KEYS and {self.api_keys_file})"
+                    )
                 keys[key_id] = secret
         for key_id, secret in keys.items():  # keys given as a dict in code skipped the string parser
             check_key(key_id, secret.get_secret_value(), "NER_GATEWAY_API_KEYS")
@@ -136,8 +137,10 @@ class GatewaySettings(BaseSettings):
                 "NER_GATEWAY_ALLOW_REMOTE_WITHOUT_AUTH=1 if a proxy in front authenticates"
             )
         if self.retry_backoff_initial_s > self.retry_backoff_max_s:
-            raise ValueError(f"retry_backoff_initial_s ({self.retry_backoff_initial_s}) must not exceed "
-                             f"retry_backoff_max_s ({self.retry_backoff_max_s})")
+            raise ValueError(
+                f"retry_backoff_initial_s ({self.retry_backoff_initial_s}) must not exceed "
+                f"retry_backoff_max_s ({self.retry_backoff_max_s})"
+            )
         self._keys = keys
         return self
 
@@ -210,8 +213,9 @@ def load_settings(**overrides: Any) -> GatewaySettings:
     environ = os.environ
     fields = {name.upper() for name in GatewaySettings.model_fields}
     unknown = sorted(
-        name for name in environ
-        if name.upper().startswith(ENV_PREFIX) and name.upper()[len(ENV_PREFIX):] not in fields | SCRIPT_VARIABLES
+        name
+        for name in environ
+        if name.upper().startswith(ENV_PREFIX) and name.upper()[len(ENV_PREFIX) :] not in fields | SCRIPT_VARIABLES
     )
     if unknown:
         raise SettingsError(f"unknown setting(s) {unknown}; known: {sorted(ENV_PREFIX + f for f in fields)}")

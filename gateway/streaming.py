@@ -35,8 +35,9 @@ Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-async def in_order(items: Sequence[Item], work: Callable[[Item], Awaitable[Result]],
-                   window: int) -> AsyncIterator[tuple[Item, Result | GatewayError]]:
+async def in_order(
+    items: Sequence[Item], work: Callable[[Item], Awaitable[Result]], window: int
+) -> AsyncIterator[tuple[Item, Result | GatewayError]]:
     """(item, result or GatewayError) in the order of ``items``, with at most ``window`` calls of ``work`` running."""
     pending: deque[tuple[Item, asyncio.Task]] = deque()
     upcoming = iter(items)
@@ -72,15 +73,20 @@ async def plan_chunks(document: str, chunk_chars: int) -> list[Chunk]:
     return await asyncio.to_thread(split_document, document, chunk_chars)
 
 
-async def document_events(predict: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]], request: NerRequest,
-                          chunks: Sequence[Chunk], window: int, first_chunk: int = 0) -> AsyncIterator[ServerSentEvent]:
+async def document_events(
+    predict: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+    request: NerRequest,
+    chunks: Sequence[Chunk],
+    window: int,
+    first_chunk: int = 0,
+) -> AsyncIterator[ServerSentEvent]:
     """The SSE events for ``request.text`` split into ``chunks``, from chunk ``first_chunk`` on (to resume after
     Last-Event-ID)."""
     document = request.text
 
     async def predict_chunk(chunk: Chunk) -> dict[str, Any]:
         try:
-            return rebase(await predict(request.payload(document[chunk.start:chunk.end])), chunk.start)
+            return rebase(await predict(request.payload(document[chunk.start : chunk.end])), chunk.start)
         except (GatewayError, asyncio.CancelledError):
             raise
         except Exception as err:  # a malformed answer must end the stream with an error event, not a reset
@@ -94,8 +100,10 @@ async def document_events(predict: Callable[[dict[str, Any]], Awaitable[dict[str
             if isinstance(result, GatewayError):
                 yield ServerSentEvent(_json({"chunk": chunk.index, "error": result.to_body()}), event="error")
                 break
-            yield ServerSentEvent(_json({"chunk": chunk.index, "chunks": len(chunks), "start": chunk.start,
-                                         "end": chunk.end, **result}), id=str(chunk.index))
+            yield ServerSentEvent(
+                _json({"chunk": chunk.index, "chunks": len(chunks), "start": chunk.start, "end": chunk.end, **result}),
+                id=str(chunk.index),
+            )
     yield ServerSentEvent(DONE)
 
 

@@ -31,8 +31,7 @@ logger = logging.getLogger("gateway.upstream")
 # timeout (60 s) has already answered 504, so a 500 within the timeout is a worker death.
 RETRY_STATUSES = frozenset({500, 503, 507})
 # Failures before or while talking to TorchServe that a later attempt can fix. Read timeouts are not here.
-RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError, httpx.WriteError,
-                httpx.RemoteProtocolError)
+RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 PASSTHROUGH_HEADERS = ("x-ner-batch-size", "x-ner-model-version")
 DESCRIBE_TIMEOUT_S = 5.0
 
@@ -61,8 +60,9 @@ class TorchServeClient:
     def __init__(self, settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         timeout = httpx.Timeout(settings.upstream_timeout_s, connect=min(5.0, settings.upstream_timeout_s))
-        limits = httpx.Limits(max_connections=settings.upstream_concurrency + 4,
-                              max_keepalive_connections=settings.upstream_concurrency)
+        limits = httpx.Limits(
+            max_connections=settings.upstream_concurrency + 4, max_keepalive_connections=settings.upstream_concurrency
+        )
         # trust_env=False: TorchServe is reached directly; an HTTP(S)_PROXY meant for the outside world must not
         # capture loopback traffic.
         self._client = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=False)
@@ -90,12 +90,20 @@ class TorchServeClient:
             if time.monotonic() + delay > deadline:
                 if attempt > 1:
                     spent = time.monotonic() - started
-                    failure = GatewayError(failure.status, f"{failure.message} (gave up after {attempt} attempts "
-                                           f"in {spent:.1f} s)", failure.kind, retryable=True)
+                    failure = GatewayError(
+                        failure.status,
+                        f"{failure.message} (gave up after {attempt} attempts in {spent:.1f} s)",
+                        failure.kind,
+                        retryable=True,
+                    )
                 logger.warning("prediction failed: %s", failure.message)
                 raise failure
-            logger.info("TorchServe could not serve a request (attempt %d): %s; retrying in %.2f s",
-                        attempt, failure.message, delay)
+            logger.info(
+                "TorchServe could not serve a request (attempt %d): %s; retrying in %.2f s",
+                attempt,
+                failure.message,
+                delay,
+            )
             await asyncio.sleep(delay)
 
     async def predict_json(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -103,17 +111,21 @@ class TorchServeClient:
         prediction = await self.predict(content, "application/json")
         return prediction.json()
 
-    async def _attempt(self, content: bytes, headers: dict[str, str], attempt: int,
-                       deadline: float) -> Prediction | GatewayError:
+    async def _attempt(
+        self, content: bytes, headers: dict[str, str], attempt: int, deadline: float
+    ) -> Prediction | GatewayError:
         """One try: a Prediction, or a retryable GatewayError; raises a GatewayError that must not be retried.
 
         Waiting for one of the ``upstream_concurrency`` slots counts against the retry deadline, so a stalled
         TorchServe cannot make requests queue in the gateway for ever."""
         timeout = self.settings.upstream_timeout_s
         if not await self._acquire_slot(deadline):
-            return GatewayError(503, f"TorchServe is busy: the gateway's {self.settings.upstream_concurrency} "
-                                     f"requests in flight to it did not finish before the retry deadline",
-                                retryable=True)
+            return GatewayError(
+                503,
+                f"TorchServe is busy: the gateway's {self.settings.upstream_concurrency} "
+                f"requests in flight to it did not finish before the retry deadline",
+                retryable=True,
+            )
         try:
             # Enforced here as well as by httpx, so it holds whatever the transport does.
             async with asyncio.timeout(timeout):
@@ -168,8 +180,9 @@ class TorchServeClient:
             return 0, f"management API answered {response.status_code}: {upstream_error(response)[1]}"
         try:
             described = response.json()
-            ready = sum(1 for entry in described for worker in entry.get("workers", [])
-                        if worker.get("status") == "READY")
+            ready = sum(
+                1 for entry in described for worker in entry.get("workers", []) if worker.get("status") == "READY"
+            )
         except (ValueError, TypeError, AttributeError):
             return 0, "management API answered something that is not a model description"
         return ready, "" if ready else "no READY worker"

@@ -59,8 +59,11 @@ def parse_message(text: str, sequence: int, max_text_chars: int) -> tuple[Messag
     except GatewayError as err:
         raise MessageError(err, None) from None
     message_id = body.get("id", sequence) if isinstance(body, dict) else None
-    if (not isinstance(message_id, (str, int)) or isinstance(message_id, bool)
-            or (isinstance(message_id, str) and len(message_id) > MAX_ID_CHARS)):
+    if (
+        not isinstance(message_id, (str, int))
+        or isinstance(message_id, bool)
+        or (isinstance(message_id, str) and len(message_id) > MAX_ID_CHARS)
+    ):
         message_id = None  # an invalid id is not echoed
     try:
         message = parse_request(body, NerMessage, max_text_chars)
@@ -119,8 +122,9 @@ class EntitySocket:
                 text = self._text_of(frame)
                 if text is None:
                     close_code = CLOSE_MESSAGE_TOO_BIG
-                    await self.websocket.close(CLOSE_MESSAGE_TOO_BIG,
-                                               f"message over {self.settings.max_message_bytes} bytes")
+                    await self.websocket.close(
+                        CLOSE_MESSAGE_TOO_BIG, f"message over {self.settings.max_message_bytes} bytes"
+                    )
                     break
                 try:
                     if isinstance(text, GatewayError):
@@ -141,8 +145,13 @@ class EntitySocket:
         finally:
             # Nobody is left to read the replies: stop the upstream work.
             await self._cancel_all()
-            logger.info("websocket closed key=%s code=%s messages=%d errors=%d", self.key_id, close_code,
-                        self.messages, self.errors)
+            logger.info(
+                "websocket closed key=%s code=%s messages=%d errors=%d",
+                self.key_id,
+                close_code,
+                self.messages,
+                self.errors,
+            )
 
     async def _acquire(self, slots: asyncio.Semaphore) -> Mapping[str, Any] | None:
         """Wait for a free slot while still watching the socket, so that a client leaving with every slot busy
@@ -214,8 +223,10 @@ class EntitySocket:
             reply = {"id": message_id, "error": err.to_body()}
         except Exception as err:
             logger.exception("message failed key=%s", self.key_id)
-            reply = {"id": message_id, "error": GatewayError(500, f"internal error ({err.__class__.__name__})")
-                     .to_body()}
+            reply = {
+                "id": message_id,
+                "error": GatewayError(500, f"internal error ({err.__class__.__name__})").to_body(),
+            }
         await self._reply(reply)
 
     async def _reply(self, reply: dict[str, Any]) -> None:

@@ -19,8 +19,8 @@ from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from model import BertTokenClassifier, quantize_int8_dynamic
-from nerserve.decoding import OTHER_SEGMENT
 from nerserve.batch import PreparedBatch, build_responses, prepare_batch, window_logits
+from nerserve.decoding import OTHER_SEGMENT
 from nerserve.requests import RequestError, parse_request
 from nerserve.settings import HandlerSettings, Quantization
 from nerserve.tokenization import check_vocabulary, encode_batch, load_tokenizer
@@ -72,8 +72,13 @@ class NerHandler(BaseHandler):
         self._warm_up()
         logger.info(
             "NER model ready on %s (%s, %d torch threads): %d labels, windows of %d word pieces (overlap %d), %d "
-            "padded tokens per forward", self.device, self.settings.quantization.value, torch.get_num_threads(),
-            len(self.id2label), self.settings.max_length, self.settings.window_overlap,
+            "padded tokens per forward",
+            self.device,
+            self.settings.quantization.value,
+            torch.get_num_threads(),
+            len(self.id2label),
+            self.settings.max_length,
+            self.settings.window_overlap,
             self.settings.tokens_per_forward,
         )
 
@@ -165,8 +170,9 @@ class NerHandler(BaseHandler):
             context.set_response_header(index, BATCH_SIZE_HEADER, str(size))
             context.set_response_header(index, VERSION_HEADER, self.model_version)
 
-    def _record_metrics(self, batch: PreparedBatch, responses: list[dict[str, Any]],
-                        stage_seconds: tuple[float, float, float]) -> None:
+    def _record_metrics(
+        self, batch: PreparedBatch, responses: list[dict[str, Any]], stage_seconds: tuple[float, float, float]
+    ) -> None:
         """The metrics declared in handler/metrics.yaml, dimensions in the order declared there."""
         metrics = getattr(self.context, "metrics", None)
         if metrics is None:
@@ -181,8 +187,14 @@ class NerHandler(BaseHandler):
         client_errors = len(batch.errors)
         for outcome, count in (("ok", batch.size - client_errors), ("client_error", client_errors)):
             if count:
-                metrics.add_metric("NerRequests", count, "Count", None,
-                                   [*base, Dimension("Outcome", outcome), level], MetricTypes.COUNTER)
+                metrics.add_metric(
+                    "NerRequests",
+                    count,
+                    "Count",
+                    None,
+                    [*base, Dimension("Outcome", outcome), level],
+                    MetricTypes.COUNTER,
+                )
         for doc in batch.documents:
             body = responses[doc.request_index]
             found = body.get("entities") or [s for s in body.get("segments", []) if s["label"] != OTHER_SEGMENT]
@@ -190,8 +202,9 @@ class NerHandler(BaseHandler):
             histogram("NerWordPiecesPerRequest", len(doc.pieces))
             histogram("NerWindowsPerRequest", len(doc.windows))
         histogram("NerRequestsPerBatch", batch.size)
-        for metric, seconds in zip(("NerPreprocessSeconds", "NerInferenceSeconds", "NerPostprocessSeconds"),
-                                   stage_seconds):
+        for metric, seconds in zip(
+            ("NerPreprocessSeconds", "NerInferenceSeconds", "NerPostprocessSeconds"), stage_seconds
+        ):
             histogram(metric, seconds, "Seconds")
         metrics.add_time("HandlerTime", round(sum(stage_seconds) * 1000, 2), None, "ms")
 
@@ -208,7 +221,11 @@ class NerHandler(BaseHandler):
         self._record_metrics(batch, responses, (prepared - started, inferred - prepared, done - inferred))
         logger.debug(
             "batch of %d: %d windows in %d passes; preprocess %.1f ms, inference %.1f ms, postprocess %.1f ms",
-            batch.size, len(batch.windows), len(batch.passes),
-            (prepared - started) * 1000, (inferred - prepared) * 1000, (done - inferred) * 1000,
+            batch.size,
+            len(batch.windows),
+            len(batch.passes),
+            (prepared - started) * 1000,
+            (inferred - prepared) * 1000,
+            (done - inferred) * 1000,
         )
         return responses

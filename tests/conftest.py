@@ -41,8 +41,9 @@ def make_context(model_dir: Path, headers: list[dict] | None = None, yaml_config
     from ts.context import Context, RequestProcessor
 
     manifest = {"model": {"modelName": "ner_model", "modelVersion": "1.0"}}
-    context = Context("ner_model", str(model_dir), manifest, 8, None, "0.12.0", metrics=metrics,
-                      model_yaml_config=yaml_config or {})
+    context = Context(
+        "ner_model", str(model_dir), manifest, 8, None, "0.12.0", metrics=metrics, model_yaml_config=yaml_config or {}
+    )
     if headers is not None:
         context.request_processor = [RequestProcessor(h) for h in headers]
     return context

@@ -39,7 +39,9 @@ def copy(src, tmp_path):
 def test_label_count_mismatch_names_the_files(classic_checkpoint, tmp_path):
     ckpt = copy(classic_checkpoint, tmp_path)
     (ckpt / "labels_file.txt").write_text("O\nB-X\n")
-    with pytest.raises(ValueError, match=r"bert_for_token_classification_config.json: field 'num_labels'.*labels_file.txt"):
+    with pytest.raises(
+        ValueError, match=r"bert_for_token_classification_config.json: field 'num_labels'.*labels_file.txt"
+    ):
         BertTokenClassifier.from_checkpoint(ckpt)
 
 
@@ -58,7 +60,9 @@ def test_vocab_size_mismatch_is_reported(tiny_checkpoint, tmp_path):
     config = json.loads((ckpt / "config.json").read_text())
     config["vocab_size"] += 5
     (ckpt / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"model.safetensors: word embeddings have \d+ rows but the config's vocab_size"):
+    with pytest.raises(
+        ValueError, match=r"model.safetensors: word embeddings have \d+ rows but the config's vocab_size"
+    ):
         BertTokenClassifier.from_checkpoint(ckpt)
 
 
@@ -104,17 +108,33 @@ N_LABELS = len(LABELS)
     "layers, sizes, order, weights_name",
     [
         # Sorted by name (classifier < dense < hidden) the layers would not chain.
-        ([("dense", 32, 100), ("hidden", 100, 50), ("classifier", 50, N_LABELS)], [100, 50],
-         ["dense", "hidden", "classifier"], "pytorch_model.bin"),
+        (
+            [("dense", 32, 100), ("hidden", 100, 50), ("classifier", 50, N_LABELS)],
+            [100, 50],
+            ["dense", "hidden", "classifier"],
+            "pytorch_model.bin",
+        ),
         # Equal shapes: sorted by name the first two would swap silently; the file's order decides.
-        ([("z_first", 32, 32), ("a_second", 32, 32), ("z_out", 32, N_LABELS)], [32, 32],
-         ["z_first", "a_second", "z_out"], "pytorch_model.bin"),
+        (
+            [("z_first", 32, 32), ("a_second", 32, 32), ("z_out", 32, N_LABELS)],
+            [32, 32],
+            ["z_first", "a_second", "z_out"],
+            "pytorch_model.bin",
+        ),
         # safetensors keeps no saving order (it stores names sorted: layers.10 < layers.12 < layers.2).
-        ([("head.layers.2", 32, 32), ("head.layers.10", 32, 32), ("head.layers.12", 32, N_LABELS)], [32, 32],
-         ["head.layers.2", "head.layers.10", "head.layers.12"], "model.safetensors"),
+        (
+            [("head.layers.2", 32, 32), ("head.layers.10", 32, 32), ("head.layers.12", 32, N_LABELS)],
+            [32, 32],
+            ["head.layers.2", "head.layers.10", "head.layers.12"],
+            "model.safetensors",
+        ),
         # The shapes chain two ways (32->50->32->60->32 or 32->60->32->50->32): the config says which.
-        ([("a", 32, 50), ("b", 50, 32), ("c", 32, 60), ("d", 60, 32), ("e", 32, N_LABELS)], [60, 32, 50, 32],
-         ["c", "d", "a", "b", "e"], "pytorch_model.bin"),
+        (
+            [("a", 32, 50), ("b", 50, 32), ("c", 32, 60), ("d", 60, 32), ("e", 32, N_LABELS)],
+            [60, 32, 50, 32],
+            ["c", "d", "a", "b", "e"],
+            "pytorch_model.bin",
+        ),
     ],
     ids=["names-out-of-order", "equal-shapes", "safetensors", "config-picks-the-chain"],
 )
@@ -135,12 +155,18 @@ def test_classic_head_layers_are_chained_by_shape(classic_checkpoint, tmp_path, 
 @pytest.mark.parametrize(
     "layers, sizes, message",
     [
-        ([("dense", 32, 100), ("hidden", 60, 50), ("classifier", 50, N_LABELS)], [100, 50],
-         r"pytorch_model.bin: the head's linear layers do not chain from the encoder's hidden size 32 .*"
-         r"dense.weight 32->100, hidden.weight 60->50, classifier.weight 50->7"),
-        ([("a", 32, 50), ("b", 50, 32), ("c", 32, 60), ("d", 60, 32), ("e", 32, N_LABELS)], [40, 32, 60, 32],
-         r"pytorch_model.bin: the head's linear layers chain in 2 ways and none is the config's "
-         r"32->40->32->60->32->7 \(classification_layer_sizes, num_labels\): a.weight 32->50"),
+        (
+            [("dense", 32, 100), ("hidden", 60, 50), ("classifier", 50, N_LABELS)],
+            [100, 50],
+            r"pytorch_model.bin: the head's linear layers do not chain from the encoder's hidden size 32 .*"
+            r"dense.weight 32->100, hidden.weight 60->50, classifier.weight 50->7",
+        ),
+        (
+            [("a", 32, 50), ("b", 50, 32), ("c", 32, 60), ("d", 60, 32), ("e", 32, N_LABELS)],
+            [40, 32, 60, 32],
+            r"pytorch_model.bin: the head's linear layers chain in 2 ways and none is the config's "
+            r"32->40->32->60->32->7 \(classification_layer_sizes, num_labels\): a.weight 32->50",
+        ),
     ],
     ids=["broken", "ambiguous"],
 )

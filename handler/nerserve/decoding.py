@@ -155,8 +155,13 @@ def to_segments(text: str, entities: Sequence[Entity]) -> list[Segment]:
         if entity["end"] <= cursor:
             continue
         if entity["start"] < cursor:
-            entity = Entity(label=entity["label"], text=text[cursor:entity["end"]], start=cursor,
-                            end=entity["end"], score=entity["score"])
+            entity = Entity(
+                label=entity["label"],
+                text=text[cursor : entity["end"]],
+                start=cursor,
+                end=entity["end"],
+                score=entity["score"],
+            )
         if entity["start"] > cursor:
             segments.append(_other(text, cursor, entity["start"]))
         segments.append(Segment(**entity))

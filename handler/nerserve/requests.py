@@ -115,8 +115,9 @@ def _checked(text: str, aggregation: Aggregation, output_format: OutputFormat, s
     except UnicodeEncodeError as err:
         # JSON may escape a lone surrogate ("\ud800"); it is not a character, and the tokenizer would fail on it.
         raise RequestError(
-            400, f"text has an unpaired surrogate (U+{ord(text[err.start]):04X}) at character {err.start}; "
-            "send valid Unicode"
+            400,
+            f"text has an unpaired surrogate (U+{ord(text[err.start]):04X}) at character {err.start}; "
+            "send valid Unicode",
         ) from None
     return NerRequest(text=text, aggregation=aggregation, output_format=output_format)
 

@@ -21,7 +21,9 @@ class Quantization(str, enum.Enum):
     """Optional faster compute paths; each is kept only where docs/PERFORMANCE.md shows it wins."""
 
     NONE = "none"
-    INT8_DYNAMIC = "int8_dynamic"  # CPU: Linear layers with int8 weights (per channel), activations quantised on the fly
+    INT8_DYNAMIC = (
+        "int8_dynamic"  # CPU: Linear layers with int8 weights (per channel), activations quantised on the fly
+    )
 
 
 class OutputFormat(str, enum.Enum):
@@ -75,7 +77,7 @@ class HandlerSettings:
             )
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> "HandlerSettings":
+    def from_mapping(cls, values: Mapping[str, Any] | None) -> HandlerSettings:
         """Build from a YAML mapping; unknown keys are an error so a typo cannot silently keep a default."""
         values = dict(values or {})
         known = {f.name for f in dataclasses.fields(cls)}
@@ -83,7 +85,9 @@ class HandlerSettings:
         if unknown:
             raise ValueError(f"handler settings: unknown keys {unknown}; known keys are {sorted(known)}")
         if "default_aggregation" in values:
-            values["default_aggregation"] = parse_enum(Aggregation, values["default_aggregation"], "default_aggregation")
+            values["default_aggregation"] = parse_enum(
+                Aggregation, values["default_aggregation"], "default_aggregation"
+            )
         if "default_format" in values:
             values["default_format"] = parse_enum(OutputFormat, values["default_format"], "default_format")
         if "quantization" in values:
@@ -93,7 +97,7 @@ class HandlerSettings:
                 raise ValueError(f"handler.{name} must be an integer, got {values[name]!r}")
         return cls(**values)
 
-    def with_model_limit(self, model_max_positions: int) -> "HandlerSettings":
+    def with_model_limit(self, model_max_positions: int) -> HandlerSettings:
         """Cap the window length at what the model's position embeddings allow."""
         if self.max_length <= model_max_positions:
             return self

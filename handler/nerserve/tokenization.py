@@ -64,8 +64,10 @@ def check_vocabulary(tokenizer, model_vocab_size: int) -> None:
     """
     size = tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=True)
     if size <= len(tokenizer.all_special_ids):
-        raise ValueError(f"the tokenizer has no vocabulary beyond its {size} special tokens: the checkpoint needs "
-                         "tokenizer.json or vocab.txt")
+        raise ValueError(
+            f"the tokenizer has no vocabulary beyond its {size} special tokens: the checkpoint needs "
+            "tokenizer.json or vocab.txt"
+        )
     if size > model_vocab_size:
         raise ValueError(
             f"the tokenizer files (tokenizer.json or vocab.txt) hold {size} tokens but the model config's field "

@@ -51,9 +51,7 @@ def owner_of_tokens(n_tokens: int, windows: Sequence[tuple[int, int]]) -> np.nda
     return owner
 
 
-def stitch_scores(
-    n_tokens: int, windows: Sequence[tuple[int, int]], window_scores: Sequence[np.ndarray]
-) -> np.ndarray:
+def stitch_scores(n_tokens: int, windows: Sequence[tuple[int, int]], window_scores: Sequence[np.ndarray]) -> np.ndarray:
     """Assemble one (n_tokens, num_labels) array from per-window arrays of shape (end - start, num_labels)."""
     if len(windows) != len(window_scores):
         raise ValueError(f"{len(windows)} windows but {len(window_scores)} score arrays")

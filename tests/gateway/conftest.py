@@ -33,16 +33,25 @@ CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
 
 def fake_entities(text: str) -> list[dict[str, Any]]:
     """The fake model: every capitalised word is a PER. Context-free, so chunking cannot change its answer."""
-    return [{"label": "PER", "text": m.group(), "start": m.start(), "end": m.end(), "score": 0.9}
-            for m in CAPITALISED.finditer(text)]
+    return [
+        {"label": "PER", "text": m.group(), "start": m.start(), "end": m.end(), "score": 0.9}
+        for m in CAPITALISED.finditer(text)
+    ]
 
 
 def fake_segments(text: str) -> list[dict[str, Any]]:
     segments, cursor = [], 0
     for entity in fake_entities(text):
         if entity["start"] > cursor:
-            segments.append({"label": "other", "text": text[cursor:entity["start"]], "start": cursor,
-                             "end": entity["start"], "score": None})
+            segments.append(
+                {
+                    "label": "other",
+                    "text": text[cursor : entity["start"]],
+                    "start": cursor,
+                    "end": entity["start"],
+                    "score": None,
+                }
+            )
         segments.append(entity)
         cursor = entity["end"]
     if cursor < len(text):
@@ -73,12 +82,16 @@ class FakeTorchServe:
         if request.method == "GET" and request.url.path == "/models/ner_model":
             return httpx.Response(200, json=[{"modelName": "ner_model", "workers": self.workers}])
         if request.url.path != "/predictions/ner_model":
-            return httpx.Response(404, json={"code": 404, "type": "ModelNotFoundException",
-                                             "message": "Model not found"})
+            return httpx.Response(
+                404, json={"code": 404, "type": "ModelNotFoundException", "message": "Model not found"}
+            )
         content = request.content
         self.bodies.append((content, request.headers.get("content-type")))
-        payload = json.loads(content) if request.headers.get("content-type") == "application/json" else {
-            "text": content.decode()}
+        payload = (
+            json.loads(content)
+            if request.headers.get("content-type") == "application/json"
+            else {"text": content.decode()}
+        )
         text = payload["text"]
         self.calls.append(payload)
         self.attempts[text] = self.attempts.get(text, 0) + 1
@@ -106,8 +119,13 @@ class FakeTorchServe:
 
 
 def make_settings(**overrides: Any) -> GatewaySettings:
-    values: dict[str, Any] = dict(api_keys={KEY_ID: SECRET}, retry_backoff_initial_s=0.01,
-                                  retry_backoff_max_s=0.05, retry_deadline_s=2.0, upstream_timeout_s=5.0)
+    values: dict[str, Any] = dict(
+        api_keys={KEY_ID: SECRET},
+        retry_backoff_initial_s=0.01,
+        retry_backoff_max_s=0.05,
+        retry_deadline_s=2.0,
+        upstream_timeout_s=5.0,
+    )
     values.update(overrides)
     return GatewaySettings(_env_file=None, **values)
 
@@ -126,8 +144,9 @@ def make_client(fake):
         app = create_app(make_settings(**overrides), transport=httpx.MockTransport(fake))
         # Without keys the gateway serves HTTP only to loopback Host names (DNS rebinding); TestClient's default
         # host is "testserver".
-        client = TestClient(app, base_url="http://127.0.0.1:8000") if overrides.get("auth_disabled") else (
-            TestClient(app))
+        client = (
+            TestClient(app, base_url="http://127.0.0.1:8000") if overrides.get("auth_disabled") else (TestClient(app))
+        )
         client.__enter__()
         clients.append(client)
         return client
@@ -173,8 +192,7 @@ def start_live():
         app = create_app(settings, transport=httpx.MockTransport(fake))
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, **uvicorn_options(settings)))
         thread = threading.Thread(target=server.run, daemon=True)
-        live = LiveGateway(f"http://127.0.0.1:{settings.port}", f"ws://127.0.0.1:{settings.port}", fake, server,
-                           thread)
+        live = LiveGateway(f"http://127.0.0.1:{settings.port}", f"ws://127.0.0.1:{settings.port}", fake, server, thread)
         started.append(live)
         thread.start()
         deadline = time.monotonic() + 10

@@ -26,14 +26,16 @@ def test_rest_passthrough_keeps_torchserve_schema_and_headers(client, fake):
 
 @pytest.mark.parametrize("content_type", ["text/plain; charset=utf-8", "application/octet-stream"])
 def test_rest_passthrough_forwards_other_bodies_as_they_are(client, fake, content_type):
-    response = client.post("/v1/entities", content="Hi Rome".encode(), headers={**AUTH, "Content-Type": content_type})
+    response = client.post("/v1/entities", content=b"Hi Rome", headers={**AUTH, "Content-Type": content_type})
     assert response.status_code == 200 and response.json() == {"entities": fake_entities("Hi Rome")}
     assert fake.bodies[-1] == (b"Hi Rome", content_type)
 
 
 def test_rest_upstream_4xx_passes_through_without_retry(client, fake):
-    fake.script = lambda text, attempt: (400, {"code": 400, "type": "BadRequest",
-                                               "message": "'aggregation' must be one of [...]"})
+    fake.script = lambda text, attempt: (
+        400,
+        {"code": 400, "type": "BadRequest", "message": "'aggregation' must be one of [...]"},
+    )
     response = client.post("/v1/entities", json={"text": "x", "aggregation": "best"}, headers=AUTH)
     assert response.status_code == 400
     assert response.json() == {"code": 400, "type": "BadRequest", "message": "'aggregation' must be one of [...]"}
@@ -57,9 +59,13 @@ def test_rest_body_limit(make_client, fake):
 
 @pytest.mark.parametrize(
     "headers, params, status",
-    [({}, {}, 401), ({"Authorization": "Bearer tester.not-the-secret-0000"}, {}, 401),
-     ({"Authorization": f"Bearer {TOKEN}"}, {}, 200), ({}, {"token": TOKEN}, 200),
-     ({"Authorization": f"bearer   {TOKEN} "}, {}, 200)],
+    [
+        ({}, {}, 401),
+        ({"Authorization": "Bearer tester.not-the-secret-0000"}, {}, 401),
+        ({"Authorization": f"Bearer {TOKEN}"}, {}, 200),
+        ({}, {"token": TOKEN}, 200),
+        ({"Authorization": f"bearer   {TOKEN} "}, {}, 200),
+    ],
 )
 def test_rest_auth(client, headers, params, status):
     response = client.post("/v1/entities", json={"text": "x"}, headers=headers, params=params)
@@ -74,20 +80,29 @@ def test_health_is_always_200_and_ready_follows_torchserve(client, fake):
     assert ready.status_code == 200 and ready.json()["ready_workers"] == 1
     fake.workers = [{"id": "9000", "status": "UNLOADING"}]
     ready = client.get("/ready")
-    assert ready.status_code == 503 and ready.json() == {"status": "not ready", "model": "ner_model",
-                                                         "ready_workers": 0, "reason": "no READY worker"}
+    assert ready.status_code == 503 and ready.json() == {
+        "status": "not ready",
+        "model": "ner_model",
+        "ready_workers": 0,
+        "reason": "no READY worker",
+    }
     assert client.get("/health").status_code == 200
 
 
 def test_labels_from_settings_checkpoint_and_predictions(make_client, tmp_path):
     assert make_client(labels=["PER", "ORG"]).get("/v1/labels", headers=AUTH).json() == {
-        "labels": ["PER", "ORG"], "source": "settings"}
+        "labels": ["PER", "ORG"],
+        "source": "settings",
+    }
     hf = tmp_path / "hf"
     hf.mkdir()
-    (hf / "config.json").write_text(json.dumps({"id2label": {"0": "O", "1": "B-PER", "2": "I-PER", "3": "B-LOC",
-                                                             "4": "I-LOC", "10": "B-MISC"}}))
+    (hf / "config.json").write_text(
+        json.dumps({"id2label": {"0": "O", "1": "B-PER", "2": "I-PER", "3": "B-LOC", "4": "I-LOC", "10": "B-MISC"}})
+    )
     assert make_client(model_dir=hf).get("/v1/labels", headers=AUTH).json() == {
-        "labels": ["PER", "LOC", "MISC"], "source": "checkpoint"}
+        "labels": ["PER", "LOC", "MISC"],
+        "source": "checkpoint",
+    }
     classic = tmp_path / "classic"
     classic.mkdir()
     (classic / "labels_file.txt").write_text("O\nB-DRUG\nI-DRUG\nB-CITY\nI-CITY\n")
@@ -122,8 +137,11 @@ def test_demo_page_is_self_contained_with_a_strict_policy(client):
 
 
 def test_cors_is_off_by_default_and_follows_the_setting(client, make_client):
-    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type"}
+    preflight = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
     assert "access-control-allow-origin" not in client.options("/v1/entities", headers=preflight).headers
     allowed = make_client(cors_origins=["https://app.example"]).options("/v1/entities", headers=preflight)
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
@@ -154,8 +172,15 @@ def test_logs_hold_key_ids_but_no_secrets_and_no_text(make_client, caplog):
 
 
 def test_redact_filter_rewrites_uvicorn_handshake_lines():
-    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, '%s - "WebSocket %s" [accepted]',
-                               ("127.0.0.1:5000", f"/ws/entities?token={TOKEN}&x=1"), None)
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "WebSocket %s" [accepted]',
+        ("127.0.0.1:5000", f"/ws/entities?token={TOKEN}&x=1"),
+        None,
+    )
     RedactFilter().filter(record)
     assert record.getMessage() == '127.0.0.1:5000 - "WebSocket /ws/entities?token=[redacted]&x=1" [accepted]'
 
@@ -168,9 +193,18 @@ def test_disabled_auth_is_announced_loudly(make_client, caplog):
     assert warnings and "AUTHENTICATION IS DISABLED" in warnings[0].getMessage()
 
 
-@pytest.mark.parametrize("host,allowed", [("127.0.0.1:8000", True), ("localhost", True), ("[::1]:8000", True),
-                                          ("LOCALHOST:80", True), ("evil.example:8000", False),
-                                          ("127.0.0.1.evil.example", False), ("", False)])
+@pytest.mark.parametrize(
+    "host,allowed",
+    [
+        ("127.0.0.1:8000", True),
+        ("localhost", True),
+        ("[::1]:8000", True),
+        ("LOCALHOST:80", True),
+        ("evil.example:8000", False),
+        ("127.0.0.1.evil.example", False),
+        ("", False),
+    ],
+)
 def test_loopback_host(host, allowed):
     assert loopback_host(host) is allowed
 

@@ -17,8 +17,17 @@ def test_verify_returns_the_key_id_only_for_the_right_secret():
     keys = ApiKeys({"alice": SECRET, "bob": "b" * 20})
     assert keys.verify(f"alice.{SECRET}") == "alice"
     assert keys.verify(f"bob.{'b' * 20}") == "bob"
-    for token in [None, "", "alice", f"alice.{SECRET}x", f"bob.{SECRET}", f"carol.{SECRET}", f".{SECRET}",
-                  f"alice:{SECRET}", f"alice.{SECRET[:-1]}"]:
+    for token in [
+        None,
+        "",
+        "alice",
+        f"alice.{SECRET}x",
+        f"bob.{SECRET}",
+        f"carol.{SECRET}",
+        f".{SECRET}",
+        f"alice:{SECRET}",
+        f"alice.{SECRET[:-1]}",
+    ]:
         assert keys.verify(token) is None, token
     assert keys.key_ids == ["alice", "bob"]
 

@@ -12,21 +12,21 @@ BREAKABLE = " \n\t\u3000"
 
 
 def spans(text, max_chars):
-    return [text[c.start:c.end] for c in split_document(text, max_chars)]
+    return [text[c.start : c.end] for c in split_document(text, max_chars)]
 
 
 def assert_valid(text, max_chars):
     chunks = split_document(text, max_chars)
     assert [c.index for c in chunks] == list(range(len(chunks)))
     # Tiling: consecutive, no gap, no overlap, the whole text.
-    assert "".join(text[c.start:c.end] for c in chunks) == text
+    assert "".join(text[c.start : c.end] for c in chunks) == text
     assert all(a.end == b.start for a, b in zip(chunks, chunks[1:]))
     for chunk in chunks[1:]:
         cut = chunk.start
         # Never inside a word: whitespace before the cut, or a CJK full stop.
-        assert text[cut - 1].isspace() or text[cut - 1] in "\u3002\uff01\uff1f", (text[cut - 8:cut + 8], cut)
+        assert text[cut - 1].isspace() or text[cut - 1] in "\u3002\uff01\uff1f", (text[cut - 8 : cut + 8], cut)
     for chunk in chunks:
-        piece = text[chunk.start:chunk.end]
+        piece = text[chunk.start : chunk.end]
         if chunk.end - chunk.start > max_chars:
             # Only a run without any boundary may be longer (plus the whitespace that follows it).
             assert not any(ch.isspace() for ch in piece.rstrip()), piece[:80]
@@ -64,7 +64,7 @@ def test_words_split_a_long_sentence_and_an_unbreakable_run_stays_whole():
 
 
 def chunks_text(text, chunks):
-    return [text[c.start:c.end] for c in chunks]
+    return [text[c.start : c.end] for c in chunks]
 
 
 def test_cjk_sentences_split_after_full_stops():
@@ -76,8 +76,7 @@ def test_cjk_sentences_split_after_full_stops():
 @pytest.mark.parametrize("seed", range(30))
 def test_random_documents_are_tiled_without_cutting_words(seed):
     rng = random.Random(seed)
-    words = ["alpha", "Beta", "gamma.", "Delta!", "e.g.", "Dr.", "東京。", "x" * rng.randint(1, 90), "naïve",
-             "😀"]
+    words = ["alpha", "Beta", "gamma.", "Delta!", "e.g.", "Dr.", "東京。", "x" * rng.randint(1, 90), "naïve", "😀"]
     separators = [" ", " ", " ", "\n", "\n\n", "  \n \n", "\t"]
     text = "".join(rng.choice(words) + rng.choice(separators) for _ in range(rng.randint(0, 400)))
     if rng.random() < 0.3:

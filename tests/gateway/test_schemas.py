@@ -26,12 +26,15 @@ def test_payload_leaves_unset_options_to_the_handler():
     assert request.payload("chunk") == {"text": "chunk", "format": "segments"}
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"text": 5}, "field 'text'"),
-    ({"text": "x", "aggregation": 1}, "field 'aggregation'"),
-    ("text", "got a string"),
-    ({}, "field 'text' is required"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"text": 5}, "field 'text'"),
+        ({"text": "x", "aggregation": 1}, "field 'aggregation'"),
+        ("text", "got a string"),
+        ({}, "field 'text' is required"),
+    ],
+)
 def test_invalid_requests(body, message):
     with pytest.raises(GatewayError, match=message) as error:
         parse_request(body, NerRequest, 100)
@@ -43,6 +46,6 @@ def test_rebase_moves_offsets_and_keeps_everything_else():
     body = {"entities": [{"label": "PER", "text": "Hello", "start": 0, "end": 5, "score": 0.5}]}
     (entity,) = rebase(body, 4)["entities"]
     assert entity == {"label": "PER", "text": "Hello", "start": 4, "end": 9, "score": 0.5}
-    assert document[entity["start"]:entity["end"]] == entity["text"]
+    assert document[entity["start"] : entity["end"]] == entity["text"]
     with pytest.raises(GatewayError):
         rebase({"something": []}, 0)

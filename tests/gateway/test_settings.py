@@ -102,17 +102,23 @@ def test_errors_never_echo_secrets(monkeypatch):
 
 def test_python_m_gateway_refuses_to_start_and_says_why(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "NER_GATEWAY_HOST": "0.0.0.0", "NER_GATEWAY_AUTH_DISABLED": "1"}
-    result = subprocess.run([sys.executable, "-m", "gateway"], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2
     assert "NER_GATEWAY_ALLOW_REMOTE_WITHOUT_AUTH" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_python_m_gateway_check_prints_the_local_url():
-    env = {"PATH": "/usr/bin:/bin", "NER_GATEWAY_API_KEYS": f"a:{SECRET}", "NER_GATEWAY_PORT": "9123",
-           "NER_GATEWAY_HOST": "0.0.0.0"}
-    result = subprocess.run([sys.executable, "-m", "gateway", "--check"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "NER_GATEWAY_API_KEYS": f"a:{SECRET}",
+        "NER_GATEWAY_PORT": "9123",
+        "NER_GATEWAY_HOST": "0.0.0.0",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "--check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "http://127.0.0.1:9123"
 
@@ -121,13 +127,16 @@ def test_python_m_gateway_check_prints_the_local_url():
 def test_python_m_gateway_check_warns_on_stderr_when_authentication_is_off(auth_disabled):
     env = {"PATH": "/usr/bin:/bin", "NER_GATEWAY_PORT": "9123"}
     env.update({"NER_GATEWAY_AUTH_DISABLED": "1"} if auth_disabled else {"NER_GATEWAY_API_KEYS": f"a:{SECRET}"})
-    result = subprocess.run([sys.executable, "-m", "gateway", "--check"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway", "--check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "http://127.0.0.1:9123"  # scripts/gateway.sh reads the URL from stdout
     warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
     if auth_disabled:
-        assert warnings == ["WARNING: authentication is disabled (NER_GATEWAY_AUTH_DISABLED): anyone who can "
-                            "reach 127.0.0.1:9123 can use the model"]
+        assert warnings == [
+            "WARNING: authentication is disabled (NER_GATEWAY_AUTH_DISABLED): anyone who can "
+            "reach 127.0.0.1:9123 can use the model"
+        ]
     else:
         assert warnings == [] and result.stderr == ""

@@ -46,7 +46,7 @@ def test_events_come_in_document_order_with_offsets_into_the_document(make_clien
     assert all(a["end"] == b["start"] for a, b in zip(chunks, chunks[1:]))
     entities = [e for c in chunks for e in c["entities"]]
     for entity in entities:
-        assert DOCUMENT[entity["start"]:entity["end"]] == entity["text"]
+        assert DOCUMENT[entity["start"] : entity["end"]] == entity["text"]
     # The fake model is context-free, so chunked results must equal the whole document's.
     assert entities == fake_entities(DOCUMENT)
     assert len(fake.calls) == len(chunks)
@@ -68,7 +68,7 @@ def test_segments_rebased_cover_the_document(make_client):
     _, events = stream(client, {"text": DOCUMENT, "format": "segments", "aggregation": "first"})
     segments = [s for c in data_events(events) for s in c["segments"]]
     assert "".join(s["text"] for s in segments) == DOCUMENT
-    assert all(DOCUMENT[s["start"]:s["end"]] == s["text"] for s in segments)
+    assert all(DOCUMENT[s["start"] : s["end"]] == s["text"] for s in segments)
 
 
 def test_get_for_event_source_with_token_in_query(client):
@@ -78,7 +78,7 @@ def test_get_for_event_source_with_token_in_query(client):
 
 
 def test_text_plain_body_and_empty_text(client):
-    response = client.post("/v1/stream", content="Hi Rome".encode(), headers={**AUTH, "Content-Type": "text/plain"})
+    response = client.post("/v1/stream", content=b"Hi Rome", headers={**AUTH, "Content-Type": "text/plain"})
     assert data_events(sse_events(response.text))[0]["entities"] == fake_entities("Hi Rome")
     _, events = stream(client, {"text": ""})
     assert events == [("message", "[DONE]")]
@@ -95,8 +95,9 @@ def test_resume_after_last_event_id(make_client):
 
 
 def test_an_upstream_error_is_an_error_event_then_done(make_client, fake):
-    fake.script = lambda text, attempt: (400, {"code": 400, "type": "BadRequest", "message": "no"}
-                                         ) if "Macron" in text else None
+    fake.script = lambda text, attempt: (
+        (400, {"code": 400, "type": "BadRequest", "message": "no"}) if "Macron" in text else None
+    )
     client = make_client(stream_chunk_chars=64)
     response, events = stream(client, {"text": DOCUMENT})
     assert response.status_code == 200
@@ -104,14 +105,15 @@ def test_an_upstream_error_is_an_error_event_then_done(make_client, fake):
     assert names.count("error") == 1 and events[-1] == ("message", "[DONE]")
     error = json.loads(events[names.index("error")][1])
     assert error == {"chunk": names.index("error"), "error": {"code": 400, "type": "BadRequest", "message": "no"}}
-    assert all(name == "message" for name in names[:names.index("error")])  # nothing after the error but DONE
+    assert all(name == "message" for name in names[: names.index("error")])  # nothing after the error but DONE
     assert len(events) == names.index("error") + 2
 
 
 @pytest.mark.anyio
 async def test_an_error_cancels_the_chunks_still_in_flight_before_done(fake):
-    fake.script = lambda text, attempt: (400, {"code": 400, "type": "BadRequest", "message": "no"}
-                                         ) if "Merkel" in text else None
+    fake.script = lambda text, attempt: (
+        (400, {"code": 400, "type": "BadRequest", "message": "no"}) if "Merkel" in text else None
+    )
     fake.delays = {"They": 5.0, "Later": 5.0}  # chunks 1 and 2, started with the failing chunk 0
     client = TorchServeClient(make_settings(), transport=httpx.MockTransport(fake))
     chunks = split_document(DOCUMENT, 64)

@@ -21,13 +21,20 @@ def client_for(handler, **overrides) -> TorchServeClient:
 
 @pytest.mark.parametrize("status", [503, 507])
 async def test_worker_restarting_is_retried_until_it_succeeds(fake: FakeTorchServe, status):
-    fake.script = lambda text, attempt: (status, {"code": status, "type": "ServiceUnavailableException",
-                                                  "message": "Worker died."}) if attempt <= 2 else None
+    fake.script = lambda text, attempt: (
+        (status, {"code": status, "type": "ServiceUnavailableException", "message": "Worker died."})
+        if attempt <= 2
+        else None
+    )
     client = client_for(fake)
     body = await client.predict_json({"text": "Hello Paris"})
     await client.aclose()
-    assert body == {"entities": [{"label": "PER", "text": "Hello", "start": 0, "end": 5, "score": 0.9},
-                                 {"label": "PER", "text": "Paris", "start": 6, "end": 11, "score": 0.9}]}
+    assert body == {
+        "entities": [
+            {"label": "PER", "text": "Hello", "start": 0, "end": 5, "score": 0.9},
+            {"label": "PER", "text": "Paris", "start": 6, "end": 11, "score": 0.9},
+        ]
+    }
     assert fake.attempts["Hello Paris"] == 3
 
 
@@ -50,14 +57,26 @@ async def test_connection_errors_are_retried(fake: FakeTorchServe):
 @pytest.mark.parametrize(
     "status, body, kind, message",
     [
-        (400, {"code": 400, "type": "BadRequest", "message": "field 'text' is required"}, "BadRequest",
-         "field 'text' is required"),
-        (413, {"code": 413, "type": "PayloadTooLarge", "message": "text has 9 characters, the limit is 5"},
-         "PayloadTooLarge", "text has 9 characters, the limit is 5"),
+        (
+            400,
+            {"code": 400, "type": "BadRequest", "message": "field 'text' is required"},
+            "BadRequest",
+            "field 'text' is required",
+        ),
+        (
+            413,
+            {"code": 413, "type": "PayloadTooLarge", "message": "text has 9 characters, the limit is 5"},
+            "PayloadTooLarge",
+            "text has 9 characters, the limit is 5",
+        ),
         # TorchServe's own 413 (body over max_request_size) has an empty body
         (413, None, "PayloadTooLarge", "the request body is over TorchServe's max_request_size"),
-        (404, {"code": 404, "type": "ModelNotFoundException", "message": "Model not found: ner_model"},
-         "ModelNotFoundException", "Model not found: ner_model"),
+        (
+            404,
+            {"code": 404, "type": "ModelNotFoundException", "message": "Model not found: ner_model"},
+            "ModelNotFoundException",
+            "Model not found: ner_model",
+        ),
     ],
 )
 async def test_client_errors_pass_through_without_retry(fake: FakeTorchServe, status, body, kind, message):
@@ -71,8 +90,10 @@ async def test_client_errors_pass_through_without_retry(fake: FakeTorchServe, st
 
 
 async def test_deadline_exceeded_gives_a_503_with_the_attempts(fake: FakeTorchServe):
-    fake.script = lambda text, attempt: (507, {"code": 507, "type": "InternalServerException",
-                                               "message": "Worker died."})
+    fake.script = lambda text, attempt: (
+        507,
+        {"code": 507, "type": "InternalServerException", "message": "Worker died."},
+    )
     client = client_for(fake, retry_deadline_s=0.3, retry_backoff_initial_s=0.02, retry_backoff_max_s=0.08)
     started = time.monotonic()
     with pytest.raises(GatewayError) as error:
@@ -119,7 +140,8 @@ async def test_worker_died_as_500_is_retried(fake: FakeTorchServe):
     """TorchServe 0.12 answers a killed worker's batch with 500 "Worker died." when it has not yet seen the exit
     code (507 otherwise): the worker-kill test saw it in about 1 run in 10."""
     fake.script = lambda text, attempt: (
-        (500, {"code": 500, "type": "InternalServerException", "message": "Worker died."}) if attempt == 1 else None)
+        (500, {"code": 500, "type": "InternalServerException", "message": "Worker died."}) if attempt == 1 else None
+    )
     client = client_for(fake)
     body = await client.predict_json({"text": "Angela"})
     await client.aclose()

@@ -98,25 +98,33 @@ def test_oversized_message_closes_with_1009(make_client):
 
 
 def test_errors_are_replies_and_the_connection_stays_open(make_client, fake):
-    fake.script = lambda text, attempt: (400, {"code": 400, "type": "BadRequest", "message": "upstream says no"}
-                                         ) if text == "refuse me" else None
+    fake.script = lambda text, attempt: (
+        (400, {"code": 400, "type": "BadRequest", "message": "upstream says no"}) if text == "refuse me" else None
+    )
     client = make_client(max_text_chars=50)
     with connect(client) as ws:
         ws.send_text('{"id": 1, "text": ')
         reply = ws.receive_json()
         assert reply["id"] is None and reply["error"]["code"] == 400 and "not valid JSON" in reply["error"]["message"]
         ws.send_text(json.dumps({"id": 2, "txt": "typo"}))
-        assert ws.receive_json() == {"id": 2, "error": {
-            "code": 400, "type": "BadRequest", "message": "field 'text' is required; unknown field 'txt'"}}
+        assert ws.receive_json() == {
+            "id": 2,
+            "error": {"code": 400, "type": "BadRequest", "message": "field 'text' is required; unknown field 'txt'"},
+        }
         ws.send_text(json.dumps({"id": 3, "text": "x", "format": "xml"}))
         reply = ws.receive_json()
         assert reply["id"] == 3 and "format" in reply["error"]["message"]
         ws.send_text(json.dumps({"id": 4, "text": "y" * 51}))
-        assert ws.receive_json()["error"] == {"code": 413, "type": "PayloadTooLarge",
-                                              "message": "text has 51 characters, the limit is 50"}
+        assert ws.receive_json()["error"] == {
+            "code": 413,
+            "type": "PayloadTooLarge",
+            "message": "text has 51 characters, the limit is 50",
+        }
         ws.send_text(json.dumps({"id": 5, "text": "refuse me"}))
-        assert ws.receive_json() == {"id": 5, "error": {"code": 400, "type": "BadRequest",
-                                                        "message": "upstream says no"}}
+        assert ws.receive_json() == {
+            "id": 5,
+            "error": {"code": 400, "type": "BadRequest", "message": "upstream says no"},
+        }
         ws.send_bytes(b"\xff\xfe")
         assert ws.receive_json()["error"]["code"] == 400
         ws.send_text("[1, 2]")  # only a message starting with "{" is JSON; this one is text to analyse
@@ -137,7 +145,10 @@ def test_concurrent_messages_complete_out_of_order_with_their_ids(client, fake):
         replies = [ws.receive_json() for _ in range(3)]
     assert [r["id"] for r in replies][-1] == "a"  # the first sent finished last
     assert {r["id"]: r["entities"] for r in replies} == {
-        "a": fake_entities("Slow One"), "b": fake_entities("Fast Two"), "c": fake_entities("Fast Three")}
+        "a": fake_entities("Slow One"),
+        "b": fake_entities("Fast Two"),
+        "c": fake_entities("Fast Three"),
+    }
 
 
 def test_in_flight_messages_are_bounded_per_connection(make_client, fake):
@@ -152,8 +163,9 @@ def test_in_flight_messages_are_bounded_per_connection(make_client, fake):
 
 
 def test_retries_are_invisible_to_the_client(client, fake):
-    fake.script = lambda text, attempt: (507, {"code": 507, "type": "InternalServerException",
-                                               "message": "Worker died."}) if attempt == 1 else None
+    fake.script = lambda text, attempt: (
+        (507, {"code": 507, "type": "InternalServerException", "message": "Worker died."}) if attempt == 1 else None
+    )
     with connect(client) as ws:
         ws.send_text(json.dumps({"id": 1, "text": "Hello World"}))
         assert ws.receive_json() == {"id": 1, "entities": fake_entities("Hello World")}
@@ -240,8 +252,9 @@ async def until(condition, timeout: float) -> bool:
 async def test_a_connection_held_back_by_backpressure_is_not_dropped_by_the_keepalive(start_live, monkeypatch):
     monkeypatch.setattr(gateway.__main__, "WS_PING_INTERVAL_S", 0.2)
     # longest_request_s() = 0.5 + 0.05 + 2 s: the ping timeout is 2.75 s
-    live = start_live(max_in_flight_per_connection=1, retry_deadline_s=0.5, retry_backoff_max_s=0.05,
-                      upstream_timeout_s=2.0)
+    live = start_live(
+        max_in_flight_per_connection=1, retry_deadline_s=0.5, retry_backoff_max_s=0.05, upstream_timeout_s=2.0
+    )
     live.fake.delays = {"slow": 0.6}  # three ping intervals per message, one message at a time
     sent = 5  # one in flight, one waiting for the slot, one held by the gateway, two unread in uvicorn
     async with open_socket(live, ping_interval=None) as ws:

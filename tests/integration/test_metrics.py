@@ -37,8 +37,11 @@ def test_ner_metrics_count_known_requests(tiny_server, tiny_checkpoint):
         assert requests.post(f"{tiny_server.inference}/predictions/ner_model", json=bad, timeout=60).status_code == 400
 
     def moved(samples):
-        return value(samples, "NerRequests", Outcome="client_error", **NAME) - value(
-            before, "NerRequests", Outcome="client_error", **NAME) >= 2
+        return (
+            value(samples, "NerRequests", Outcome="client_error", **NAME)
+            - value(before, "NerRequests", Outcome="client_error", **NAME)
+            >= 2
+        )
 
     after = wait_for_metrics(tiny_server, moved)
 

@@ -51,9 +51,13 @@ class Prometheus:
         self.config.write_text(yaml.safe_dump(config))
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60) -> "Prometheus":
-        command = [self.binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.workdir / 'tsdb'}",
-                   f"--web.listen-address={urlparse(self.url).netloc}"]
+    def start(self, timeout: float = 60) -> Prometheus:
+        command = [
+            self.binary,
+            f"--config.file={self.config}",
+            f"--storage.tsdb.path={self.workdir / 'tsdb'}",
+            f"--web.listen-address={urlparse(self.url).netloc}",
+        ]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT)
         poll(self.ready, "Prometheus /-/ready", timeout, self.log_tail)
@@ -121,10 +125,10 @@ def start_prometheus(tmp_path):
 
 # Counts Prometheus must agree on with TorchServe's own /metrics before the test reads anything else from it.
 COUNTS = {
-    'sum(ts_inference_requests_total{model_name="ner_model"})':
-        lambda samples: value(samples, "ts_inference_requests_total", model_name="ner_model"),
-    'sum(NerRequests{Outcome="client_error"})':
-        lambda samples: value(samples, "NerRequests", Outcome="client_error"),
+    'sum(ts_inference_requests_total{model_name="ner_model"})': lambda samples: value(
+        samples, "ts_inference_requests_total", model_name="ner_model"
+    ),
+    'sum(NerRequests{Outcome="client_error"})': lambda samples: value(samples, "NerRequests", Outcome="client_error"),
 }
 
 
@@ -152,8 +156,11 @@ def caught_up(prometheus: Prometheus, counts: dict[str, float]) -> None:
     def latest():
         return {promql: sum(v for _, v in prometheus.query(promql)) for promql in counts}
 
-    poll(lambda: all(got >= counts[promql] for promql, got in latest().items()), f"scrape of {counts}",
-         details=lambda: f"Prometheus has {latest()}\n{prometheus.log_tail()}")
+    poll(
+        lambda: all(got >= counts[promql] for promql, got in latest().items()),
+        f"scrape of {counts}",
+        details=lambda: f"Prometheus has {latest()}\n{prometheus.log_tail()}",
+    )
 
 
 def positive(prometheus: Prometheus, promql: str) -> list[tuple[dict[str, str], float]]:
@@ -164,8 +171,11 @@ def positive(prometheus: Prometheus, promql: str) -> list[tuple[dict[str, str], 
 
 def test_prometheus_scrapes_torchserve_and_the_documented_queries_work(tiny_server, start_prometheus):
     prometheus = start_prometheus(urlparse(tiny_server.metrics).netloc)
-    poll(lambda: positive(prometheus, 'up{job="torchserve"}'), "successful scrape of TorchServe",
-         details=prometheus.log_tail)
+    poll(
+        lambda: positive(prometheus, 'up{job="torchserve"}'),
+        "successful scrape of TorchServe",
+        details=prometheus.log_tail,
+    )
 
     # Round one makes every series exist (a counter appears with its first increment, and rate() does not count
     # that appearance); round two then moves every rate() of the documented queries.
@@ -181,12 +191,14 @@ def test_prometheus_scrapes_torchserve_and_the_documented_queries_work(tiny_serv
     def all_answer():
         # A histogram's samples can trail its counter by one scrape: NaN (0/0) until then, so wait for finite.
         results = {promql: prometheus.query(promql) for promql in doc_queries()}
-        waiting[:] = [promql for promql, series in results.items()
-                      if not series or not all(math.isfinite(v) for _, v in series)]
+        waiting[:] = [
+            promql for promql, series in results.items() if not series or not all(math.isfinite(v) for _, v in series)
+        ]
         return None if waiting else results
 
-    results = poll(all_answer, "data for every query of docs/METRICS.md",
-                   details=lambda: f"queries still empty or NaN: {waiting}")
+    results = poll(
+        all_answer, "data for every query of docs/METRICS.md", details=lambda: f"queries still empty or NaN: {waiting}"
+    )
     for promql, series in results.items():
         assert all(v >= 0 for _, v in series), (promql, series)
     ratio = next(series for promql, series in results.items() if 'Outcome="client_error"' in promql)
@@ -196,15 +208,22 @@ def test_prometheus_scrapes_torchserve_and_the_documented_queries_work(tiny_serv
 def test_metrics_doc_has_the_queries_the_live_test_runs():
     queries = doc_queries()
     assert len(queries) >= 6
-    for metric in ("ts_inference_requests_total", "ts_inference_latency_microseconds", "NerInferenceSeconds_bucket",
-                   "NerRequests{", "NerEntitiesPerRequest_sum", "NerRequestsPerBatch_count"):
+    for metric in (
+        "ts_inference_requests_total",
+        "ts_inference_latency_microseconds",
+        "NerInferenceSeconds_bucket",
+        "NerRequests{",
+        "NerEntitiesPerRequest_sum",
+        "NerRequestsPerBatch_count",
+    ):
         assert any(metric in promql for promql in queries), metric
     assert all("\n\n" not in promql for promql in queries), "one query per ```promql block"
 
 
 def test_scrape_config_in_docs_is_valid():
-    checked = subprocess.run([require("promtool"), "check", "config", str(SCRAPE_CONFIG)], capture_output=True,
-                             text=True, timeout=60)
+    checked = subprocess.run(
+        [require("promtool"), "check", "config", str(SCRAPE_CONFIG)], capture_output=True, text=True, timeout=60
+    )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     config = yaml.safe_load(SCRAPE_CONFIG.read_text())
     [job] = config["scrape_configs"]

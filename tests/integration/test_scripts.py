@@ -8,8 +8,8 @@ import socket
 import subprocess
 
 import requests
-
 from scripts.ready import management_from_config
+
 from tests.integration.server import ROOT, free_port
 
 
@@ -24,26 +24,42 @@ def instance_env(tmp_path):
     config_path.write_text(config)
     # The developer's own gateway settings (a state dir, a port, keys) must not leak into this instance.
     env = {key: value for key, value in os.environ.items() if not key.startswith("NER_")}
-    env.update(NER_TS_CONFIG=str(config_path), NER_MODEL_STORE=str(tmp_path / "store"),
-               NER_STATE_DIR=str(tmp_path / "state"), LOG_LOCATION=str(tmp_path / "logs"), READY_TIMEOUT="180",
-               NER_GATEWAY_PORT=str(free_port()))
+    env.update(
+        NER_TS_CONFIG=str(config_path),
+        NER_MODEL_STORE=str(tmp_path / "store"),
+        NER_STATE_DIR=str(tmp_path / "state"),
+        LOG_LOCATION=str(tmp_path / "logs"),
+        READY_TIMEOUT="180",
+        NER_GATEWAY_PORT=str(free_port()),
+    )
     return env, ports, config_path
 
 
 def test_serve_a_users_checkpoint_then_stop(tmp_path, classic_checkpoint, java_available):
     env, ports, config_path = instance_env(tmp_path)
     assert management_from_config(str(config_path)) == f"http://127.0.0.1:{ports['management']}"
-    served = subprocess.run([str(ROOT / "scripts" / "serve.sh"), "--model", str(classic_checkpoint)], env=env,
-                            capture_output=True, text=True, timeout=600)
+    served = subprocess.run(
+        [str(ROOT / "scripts" / "serve.sh"), "--model", str(classic_checkpoint)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     try:
         assert served.returncode == 0, served.stdout[-3000:] + served.stderr[-3000:]
         assert "ner_model is READY" in served.stdout
         assert f"http://127.0.0.1:{ports['inference']}/predictions/ner_model" in served.stdout
-        ready = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "ready.py"),
-                                "--config", str(config_path)], capture_output=True, timeout=60)
+        ready = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "ready.py"), "--config", str(config_path)],
+            capture_output=True,
+            timeout=60,
+        )
         assert ready.returncode == 0
-        response = requests.post(f"http://127.0.0.1:{ports['inference']}/predictions/ner_model",
-                                 json={"text": "Angela Merkel met Tim Cook in Berlin."}, timeout=60)
+        response = requests.post(
+            f"http://127.0.0.1:{ports['inference']}/predictions/ner_model",
+            json={"text": "Angela Merkel met Tim Cook in Berlin."},
+            timeout=60,
+        )
         assert response.status_code == 200
         labels = {e["label"] for e in response.json()["entities"]}
         assert labels and labels <= {"DRUG", "PER", "CITY"}  # the checkpoint's own labels, not CoNLL's
@@ -51,22 +67,32 @@ def test_serve_a_users_checkpoint_then_stop(tmp_path, classic_checkpoint, java_a
         assert requests.get(f"{gateway}/health", timeout=10).json() == {"status": "ok"}
         assert requests.get(f"{gateway}/ready", timeout=10).status_code == 200
     finally:
-        stopped = subprocess.run([str(ROOT / "scripts" / "stop.sh")], env=env, capture_output=True, text=True,
-                                 timeout=120)
+        stopped = subprocess.run(
+            [str(ROOT / "scripts" / "stop.sh")], env=env, capture_output=True, text=True, timeout=120
+        )
     assert "TorchServe stopped" in stopped.stdout and "gateway stopped" in stopped.stdout
     for port in (int(env["NER_GATEWAY_PORT"]), ports["inference"], ports["management"]):
         with socket.socket() as probe:  # stop.sh waits: nothing listens any more when it returns
             assert probe.connect_ex(("127.0.0.1", port)) != 0, port
-    not_ready = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "ready.py"),
-                                "--config", str(config_path)], capture_output=True, text=True, timeout=60)
+    not_ready = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "scripts" / "ready.py"), "--config", str(config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert not_ready.returncode == 1 and "no READY worker" in not_ready.stderr
 
 
 def test_serve_refuses_a_directory_that_is_no_checkpoint(tmp_path):
     env, _, _ = instance_env(tmp_path)
     (tmp_path / "empty").mkdir()
-    served = subprocess.run([str(ROOT / "scripts" / "serve.sh"), "--model", str(tmp_path / "empty")], env=env,
-                            capture_output=True, text=True, timeout=300)
+    served = subprocess.run(
+        [str(ROOT / "scripts" / "serve.sh"), "--model", str(tmp_path / "empty")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert served.returncode != 0
     assert "cannot archive" in served.stderr and "no config.json (Hugging Face layout)" in served.stderr
 
@@ -77,8 +103,13 @@ def test_serve_refuses_a_port_already_in_use(tmp_path, classic_checkpoint, java_
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", ports["management"]))
         squatter.listen()
-        served = subprocess.run([str(ROOT / "scripts" / "serve.sh"), "--model", str(classic_checkpoint)], env=env,
-                                capture_output=True, text=True, timeout=300)
+        served = subprocess.run(
+            [str(ROOT / "scripts" / "serve.sh"), "--model", str(classic_checkpoint)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert served.returncode != 0
     assert f"127.0.0.1:{ports['management']} (management_address" in served.stderr
     assert "already in use" in served.stderr and "starting TorchServe" not in served.stdout

@@ -97,7 +97,7 @@ def test_a_50000_character_document(tiny_server):
     assert "".join(s["text"] for s in segments) == text
     entities = predict(tiny_server, {"text": text}).json()["entities"]
     assert entities and entities[-1]["end"] > 49_000
-    assert all(text[e["start"]:e["end"]] == e["text"] for e in entities)
+    assert all(text[e["start"] : e["end"]] == e["text"] for e in entities)
     assert all(a["end"] <= b["start"] for a, b in zip(entities, entities[1:]))
     assert [e for e in (s for s in segments if s["label"] != "other")] == entities
 

@@ -28,16 +28,25 @@ def versioned_server(tmp_path_factory, java_available):
     store = workdir / "model_store"
     build_archive(build_hf_checkpoint(workdir / "v1", seed=0), store, version="1.0", versioned=True)
     build_archive(build_hf_checkpoint(workdir / "v2", seed=1), store, version="2.0", versioned=True)
-    models = ('models={"ner_model": {"1.0": {"defaultVersion": true, "marName": "ner_model_v1.0.mar", '
-              '"minWorkers": 1, "maxWorkers": 1, "batchSize": 8, "maxBatchDelay": 20, "responseTimeout": 120}}}')
+    models = (
+        'models={"ner_model": {"1.0": {"defaultVersion": true, "marName": "ner_model_v1.0.mar", '
+        '"minWorkers": 1, "maxWorkers": 1, "batchSize": 8, "maxBatchDelay": 20, "responseTimeout": 120}}}'
+    )
     server = TorchServe(workdir, store, "ner_model=ner_model_v1.0.mar", extra_config=models).start()
     yield server
     server.stop()
 
 
 def manage(server, *args, check=True):
-    command = [sys.executable, str(ROOT / "scripts" / "manage.py"), "--management", server.management,
-               "--inference", server.inference, *args]
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "manage.py"),
+        "--management",
+        server.management,
+        "--inference",
+        server.inference,
+        *args,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if check and result.returncode != 0:
         raise AssertionError(f"{args}: exit {result.returncode}\n{result.stdout}\n{result.stderr}")
@@ -68,7 +77,7 @@ class Load:
                 self.records.append((started, time.monotonic(), status, version))
             n += 1
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         for thread in self.threads:
             thread.start()
         return self
@@ -83,8 +92,19 @@ def test_zero_downtime_upgrade(versioned_server):
     server = versioned_server
     with Load(f"{server.inference}/predictions/ner_model") as load:
         time.sleep(2)
-        manage(server, "register", str(server.model_store / "ner_model_v2.0.mar"), "--version", "2.0",
-               "--batch-size", "8", "--max-batch-delay", "20", "--workers", "1")
+        manage(
+            server,
+            "register",
+            str(server.model_store / "ner_model_v2.0.mar"),
+            "--version",
+            "2.0",
+            "--batch-size",
+            "8",
+            "--max-batch-delay",
+            "20",
+            "--workers",
+            "1",
+        )
         canary = manage(server, "canary", "ner_model", "2.0", *sum((["--text", t] for t in TEXTS), []), check=False)
         assert canary.returncode in (0, 1), canary.stderr  # 1: the two random models disagree, as they should
         assert "texts give the same entities" in canary.stdout
@@ -112,8 +132,10 @@ def test_zero_downtime_upgrade(versioned_server):
     ready = manage(server, "ready", "ner_model")
     assert "2 READY" in ready.stdout
     # The closing note of the upgrade issue quotes these numbers.
-    print(f"\nzero-downtime switch: {len(records)} requests, {len(failed)} failed, "
-          f"{len(before)} served by 1.0 before the switch, {len(after)} by 2.0 after it")
+    print(
+        f"\nzero-downtime switch: {len(records)} requests, {len(failed)} failed, "
+        f"{len(before)} served by 1.0 before the switch, {len(after)} by 2.0 after it"
+    )
 
 
 def test_cli_errors_are_clear(versioned_server):
@@ -124,11 +146,16 @@ def test_cli_errors_are_clear(versioned_server):
     assert bad_workers.returncode == 2 and "at least 1" in bad_workers.stderr
     zero_delay = manage(server, "register", "x.mar", "--max-batch-delay", "0", check=False)
     assert zero_delay.returncode == 2 and "100 ms" in zero_delay.stderr
-    wrong_version = manage(server, "register", str(server.model_store / "ner_model_v2.0.mar"), "--version", "3.0",
-                           check=False)
+    wrong_version = manage(
+        server, "register", str(server.model_store / "ner_model_v2.0.mar"), "--version", "3.0", check=False
+    )
     assert wrong_version.returncode == 2 and "holds version 2.0" in wrong_version.stderr
-    unreachable = subprocess.run([sys.executable, str(ROOT / "scripts" / "manage.py"), "--management",
-                                  "http://127.0.0.1:9", "--json", "list"], capture_output=True, text=True, timeout=60)
+    unreachable = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "manage.py"), "--management", "http://127.0.0.1:9", "--json", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert unreachable.returncode == 2 and json.loads(unreachable.stderr)["error"].startswith("cannot reach")
     not_ready = manage(server, "ready", "no_such_model", check=False)
     assert not_ready.returncode == 1

@@ -27,10 +27,11 @@ class GatewayProcess:
         self.env.update(environment, NER_GATEWAY_PORT=str(self.port))
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60) -> "GatewayProcess":
+    def start(self, timeout: float = 60) -> GatewayProcess:
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "gateway"], cwd=ROOT, env=self.env, stdout=out,
-                                            stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gateway"], cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -64,14 +65,17 @@ def gateway_token() -> str:
 
 
 @pytest.fixture(scope="session")
-def gateway(tiny_server, tiny_checkpoint, gateway_token, tmp_path_factory):  # noqa: F811
+def gateway(tiny_server, tiny_checkpoint, gateway_token, tmp_path_factory):
     key_id, secret = gateway_token.split(".", 1)
-    process = GatewayProcess(tmp_path_factory.mktemp("gateway"), {
-        "NER_GATEWAY_INFERENCE_URL": tiny_server.inference,
-        "NER_GATEWAY_MANAGEMENT_URL": tiny_server.management,
-        "NER_GATEWAY_API_KEYS": f"{key_id}:{secret}",
-        "NER_GATEWAY_MODEL_DIR": str(tiny_checkpoint),
-        "NER_GATEWAY_STREAM_CHUNK_CHARS": "120",
-    }).start()
+    process = GatewayProcess(
+        tmp_path_factory.mktemp("gateway"),
+        {
+            "NER_GATEWAY_INFERENCE_URL": tiny_server.inference,
+            "NER_GATEWAY_MANAGEMENT_URL": tiny_server.management,
+            "NER_GATEWAY_API_KEYS": f"{key_id}:{secret}",
+            "NER_GATEWAY_MODEL_DIR": str(tiny_checkpoint),
+            "NER_GATEWAY_STREAM_CHUNK_CHARS": "120",
+        },
+    ).start()
     yield process
     process.stop()

@@ -12,8 +12,16 @@ from playwright.sync_api import expect
 pytestmark = pytest.mark.integration
 
 CHROMIUM = Path("/usr/bin/chromium")
-LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SENTENCE = "Angela Merkel met Tim Cook in Berlin and Mary took aspirin in London."
 ENTITIES_IN_PAGE = """() => [...document.querySelectorAll('#output mark.entity')].map(m => ({
     label: m.dataset.label, text: m.querySelector('.entity-text').textContent,
@@ -55,16 +63,23 @@ def test_typed_text_is_highlighted_like_the_rest_endpoint_says(page, gateway, ga
     expect(page.locator("#output")).to_have_attribute("data-text", SENTENCE, timeout=30_000)
     shown = page.evaluate(ENTITIES_IN_PAGE)
 
-    rest = requests.post(f"{gateway.url}/v1/entities", json={"text": SENTENCE},
-                         headers={"Authorization": f"Bearer {gateway_token}"}, timeout=60).json()["entities"]
+    rest = requests.post(
+        f"{gateway.url}/v1/entities",
+        json={"text": SENTENCE},
+        headers={"Authorization": f"Bearer {gateway_token}"},
+        timeout=60,
+    ).json()["entities"]
     assert rest, "the tiny model finds no entity in the sentence; the comparison would prove nothing"
     assert [(e["label"], e["text"], e["start"], e["end"]) for e in shown] == [
-        (e["label"], e["text"], e["start"], e["end"]) for e in rest]
+        (e["label"], e["text"], e["start"], e["end"]) for e in rest
+    ]
     assert all(e["colour"] for e in shown)
     # The highlighted text reads as the sentence (labels are separate tags).
-    assert page.evaluate("""() => [...document.getElementById('output').childNodes].map(n =>
-        n.nodeType === Node.TEXT_NODE ? n.textContent : n.querySelector('.entity-text').textContent).join('')""") \
+    assert (
+        page.evaluate("""() => [...document.getElementById('output').childNodes].map(n =>
+        n.nodeType === Node.TEXT_NODE ? n.textContent : n.querySelector('.entity-text').textContent).join('')""")
         == SENTENCE
+    )
     legend = page.locator("#legend .legend-item").all_inner_texts()
     assert legend[:3] == ["DRUG", "PER", "CITY"]  # from the checkpoint, in its order
     assert page.problems == []  # no script error, no Content-Security-Policy violation

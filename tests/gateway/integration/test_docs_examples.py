@@ -91,16 +91,16 @@ def test_readme_realtime_examples_run_and_print_output_of_the_shape_shown(locali
     Labels, entities and scores are not compared: the test gateway serves the tiny random model, and the README
     shows the demo model's answers."""
     section = readme_section()
-    python, = blocks("python", section)
-    curl, = blocks("bash", section)
+    (python,) = blocks("python", section)
+    (curl,) = blocks("bash", section)
     shown_ws, shown_sse = blocks("console", section)
     printed = run_python_examples([python], localise, tmp_path)[0]
     streamed = run_curl(curl, localise)
     assert streamed.rstrip().endswith("data: [DONE]") and "event: error" not in streamed, streamed[-2000:]
-    events = [json.loads(line[len("data: "):]) for line in streamed.splitlines()
-              if line.startswith("data: {")]
-    shown_events = [json.loads(line[len("data: "):]) for line in shown_sse.splitlines() if line.startswith("data: {")]
+    events = [json.loads(line[len("data: ") :]) for line in streamed.splitlines() if line.startswith("data: {")]
+    shown_events = [json.loads(line[len("data: ") :]) for line in shown_sse.splitlines() if line.startswith("data: {")]
     # Chunking depends on the text only, so chunk offsets must match; the entities depend on the model.
     assert len(printed.splitlines()) == len(shown_ws.strip().splitlines())
     assert [(e["chunk"], e["chunks"], e["start"], e["end"]) for e in events] == [
-        (e["chunk"], e["chunks"], e["start"], e["end"]) for e in shown_events]
+        (e["chunk"], e["chunks"], e["start"], e["end"]) for e in shown_events
+    ]

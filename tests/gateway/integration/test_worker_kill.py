@@ -15,16 +15,20 @@ import time
 import psutil
 import pytest
 import requests
-from websockets.asyncio.client import connect
-
 from scripts.ready import ready_workers, wait_ready
+from websockets.asyncio.client import connect
 
 pytestmark = pytest.mark.integration
 
 CLIENTS = 4
 IN_FLIGHT_PER_CLIENT = 4
-TEXTS = ["Angela Merkel met Tim Cook in Berlin.", "Mary took aspirin in London", "john smith flew to paris today",
-         "The company of José in Zürich said hello.", "rome"]
+TEXTS = [
+    "Angela Merkel met Tim Cook in Berlin.",
+    "Mary took aspirin in London",
+    "john smith flew to paris today",
+    "The company of José in Zürich said hello.",
+    "rome",
+]
 
 
 def spans(entities):
@@ -56,8 +60,9 @@ def test_killing_the_worker_loses_no_reply(gateway, gateway_token, tiny_server):
     outage = {"down": False}
 
     async def client(number: int, stop: asyncio.Event) -> None:
-        async with connect(f"{gateway.ws_url}/ws/entities", proxy=None,
-                           additional_headers={"Authorization": f"Bearer {gateway_token}"}) as ws:
+        async with connect(
+            f"{gateway.ws_url}/ws/entities", proxy=None, additional_headers={"Authorization": f"Bearer {gateway_token}"}
+        ) as ws:
             pending: dict[str, str] = {}
 
             async def send_one() -> None:
@@ -114,9 +119,11 @@ def test_killing_the_worker_loses_no_reply(gateway, gateway_token, tiny_server):
         # tiny_server is shared by the session: leave it serving.
         assert wait_ready(tiny_server.management, "ner_model", 120), "the worker did not come back"
     retried = gateway.log_text()[log_before:].count("TorchServe could not serve a request")
-    print(f"worker-kill: {stats['replies']} replies, {stats['failed']} failed "
-          f"({stats['during_outage']} answered while the worker was down; worker back after {recovered:.1f} s; "
-          f"{retried} upstream attempts retried by the gateway)")
+    print(
+        f"worker-kill: {stats['replies']} replies, {stats['failed']} failed "
+        f"({stats['during_outage']} answered while the worker was down; worker back after {recovered:.1f} s; "
+        f"{retried} upstream attempts retried by the gateway)"
+    )
     assert stats["replies"] == stats["sent"]
     assert stats["failed"] == 0, failures[:5]
     assert retried > 0, "no request was caught by the kill; the test did not exercise the retry path"

@@ -24,7 +24,7 @@ from typing import Any
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ready import ready_workers  # noqa: E402  (the one readiness check, shared with serve.sh and the tests)
+from ready import ready_workers
 
 DEFAULT_MANAGEMENT = os.environ.get("NER_MANAGEMENT_URL", "http://127.0.0.1:8081")
 DEFAULT_INFERENCE = os.environ.get("NER_INFERENCE_URL", "http://127.0.0.1:8080")
@@ -54,8 +54,12 @@ class TorchServeClient:
             raise CliError(f"cannot reach {url}: {err.__class__.__name__}") from None
 
     def manage(self, method: str, path: str, ok: tuple[int, ...] = (200,), **params) -> Any:
-        response = self._call(method, f"{self.management}{path}", self.management_key,
-                              params={k: v for k, v in params.items() if v is not None})
+        response = self._call(
+            method,
+            f"{self.management}{path}",
+            self.management_key,
+            params={k: v for k, v in params.items() if v is not None},
+        )
         if response.status_code not in ok:
             raise CliError(f"{method} {path}: HTTP {response.status_code}: {error_message(response)}")
         try:
@@ -117,14 +121,23 @@ def cmd_list(client, args) -> tuple[Any, str]:
     for model in models:
         default = default_version(client, model["modelName"])
         for entry in describe(client, model["modelName"]):
-            rows.append({"name": entry["modelName"], "version": entry["modelVersion"],
-                         "default": entry["modelVersion"] == default, "ready_workers": ready_worker_count(entry),
-                         "workers": len(entry.get("workers", [])), "batch_size": entry.get("batchSize"),
-                         "max_batch_delay_ms": entry.get("maxBatchDelay")})
+            rows.append(
+                {
+                    "name": entry["modelName"],
+                    "version": entry["modelVersion"],
+                    "default": entry["modelVersion"] == default,
+                    "ready_workers": ready_worker_count(entry),
+                    "workers": len(entry.get("workers", [])),
+                    "batch_size": entry.get("batchSize"),
+                    "max_batch_delay_ms": entry.get("maxBatchDelay"),
+                }
+            )
     lines = [f"{'MODEL':<16}{'VERSION':<10}{'DEFAULT':<9}{'READY/WORKERS':<15}{'BATCH':<7}DELAY(ms)"]
-    lines += [f"{r['name']:<16}{r['version']:<10}{'yes' if r['default'] else '':<9}"
-              f"{str(r['ready_workers']) + '/' + str(r['workers']):<15}{r['batch_size']!s:<7}{r['max_batch_delay_ms']}"
-              for r in rows]
+    lines += [
+        f"{r['name']:<16}{r['version']:<10}{'yes' if r['default'] else '':<9}"
+        f"{str(r['ready_workers']) + '/' + str(r['workers']):<15}{r['batch_size']!s:<7}{r['max_batch_delay_ms']}"
+        for r in rows
+    ]
     return rows, "\n".join(lines) if rows else "no models registered"
 
 
@@ -134,9 +147,11 @@ def cmd_describe(client, args) -> tuple[Any, str]:
     lines = []
     for e in entries:
         e["isDefault"] = e["modelVersion"] == default
-        lines.append(f"{e['modelName']} {e['modelVersion']}{' (default)' if e['isDefault'] else ''}: "
-                     f"batch {e.get('batchSize')}, max delay {e.get('maxBatchDelay')} ms, workers "
-                     f"{e.get('minWorkers')}..{e.get('maxWorkers')}, archive {e.get('modelUrl')}")
+        lines.append(
+            f"{e['modelName']} {e['modelVersion']}{' (default)' if e['isDefault'] else ''}: "
+            f"batch {e.get('batchSize')}, max delay {e.get('maxBatchDelay')} ms, workers "
+            f"{e.get('minWorkers')}..{e.get('maxWorkers')}, archive {e.get('modelUrl')}"
+        )
         for w in e.get("workers", []):
             lines.append(f"  worker {w.get('id')}: {w.get('status')} pid {w.get('pid')}")
     return entries, "\n".join(lines)
@@ -146,8 +161,10 @@ def cmd_register(client, args) -> tuple[Any, str]:
     if args.workers < 1:
         raise CliError("--workers must be at least 1: a version registered without workers answers 503")
     if args.max_batch_delay < 1:
-        raise CliError("--max-batch-delay must be at least 1 ms: TorchServe 0.12 reads 0 as 'not set' and waits its "
-                       "default 100 ms for every batch")
+        raise CliError(
+            "--max-batch-delay must be at least 1 ms: TorchServe 0.12 reads 0 as 'not set' and waits its "
+            "default 100 ms for every batch"
+        )
     if args.batch_size < 1:
         raise CliError("--batch-size must be at least 1")
     mar = Path(args.mar)
@@ -161,9 +178,17 @@ def cmd_register(client, args) -> tuple[Any, str]:
         url = mar.name  # TorchServe resolves plain names inside its model store
     else:
         url = args.mar
-    result = client.manage("POST", "/models", url=url, model_name=args.name, batch_size=args.batch_size,
-                           max_batch_delay=args.max_batch_delay, initial_workers=args.workers,
-                           response_timeout=args.response_timeout, synchronous="true")
+    result = client.manage(
+        "POST",
+        "/models",
+        url=url,
+        model_name=args.name,
+        batch_size=args.batch_size,
+        max_batch_delay=args.max_batch_delay,
+        initial_workers=args.workers,
+        response_timeout=args.response_timeout,
+        synchronous="true",
+    )
     message = result.get("status", "registered")
     if args.set_default:
         if not args.version:
@@ -185,8 +210,7 @@ def cmd_scale(client, args) -> tuple[Any, str]:
     if args.min < 0 or (args.max is not None and args.max < args.min):
         raise CliError("need 0 <= --min <= --max")
     path = f"/models/{args.name}" + (f"/{args.version}" if args.version else "")
-    result = client.manage("PUT", path, ok=(200, 202), min_worker=args.min, max_worker=args.max,
-                           synchronous="true")
+    result = client.manage("PUT", path, ok=(200, 202), min_worker=args.min, max_worker=args.max, synchronous="true")
     return result, result.get("status", "scaled")
 
 
@@ -209,26 +233,37 @@ def cmd_ready(client, args) -> tuple[Any, str]:
 def cmd_canary(client, args) -> tuple[Any, str]:
     texts = list(args.text or [])
     if args.file:
-        texts += [line.rstrip("\n") for line in Path(args.file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        texts += [
+            line.rstrip("\n") for line in Path(args.file).read_text(encoding="utf-8").splitlines() if line.strip()
+        ]
     if not texts:
         raise CliError("give texts with --text (repeatable) or --file")
     results, lines = [], []
     for text in texts:
         default, canary = client.predict(args.name, None, text), client.predict(args.name, args.version, text)
         if default.status_code != 200 or canary.status_code != 200:
-            raise CliError(f"prediction failed: default HTTP {default.status_code}, {args.version} HTTP "
-                           f"{canary.status_code}: {error_message(canary if canary.status_code != 200 else default)}")
+            raise CliError(
+                f"prediction failed: default HTTP {default.status_code}, {args.version} HTTP "
+                f"{canary.status_code}: {error_message(canary if canary.status_code != 200 else default)}"
+            )
         spans_default = {(e["label"], e["start"], e["end"]) for e in default.json()["entities"]}
         spans_canary = {(e["label"], e["start"], e["end"]) for e in canary.json()["entities"]}
         only_default = sorted(spans_default - spans_canary, key=lambda s: s[1])
         only_canary = sorted(spans_canary - spans_default, key=lambda s: s[1])
-        results.append({"text_chars": len(text), "same": not only_default and not only_canary,
-                        "only_default": only_default, "only_canary": only_canary})
+        results.append(
+            {
+                "text_chars": len(text),
+                "same": not only_default and not only_canary,
+                "only_default": only_default,
+                "only_canary": only_canary,
+            }
+        )
         status = "same" if results[-1]["same"] else "DIFFERENT"
-        lines.append(f"[{status}] {len(spans_default)} vs {len(spans_canary)} entities"
-                     + "".join(f"\n    default only: {s[0]} {text[s[1]:s[2]]!r} ({s[1]}-{s[2]})" for s in only_default)
-                     + "".join(f"\n    {args.version} only: {s[0]} {text[s[1]:s[2]]!r} ({s[1]}-{s[2]})"
-                               for s in only_canary))
+        lines.append(
+            f"[{status}] {len(spans_default)} vs {len(spans_canary)} entities"
+            + "".join(f"\n    default only: {s[0]} {text[s[1] : s[2]]!r} ({s[1]}-{s[2]})" for s in only_default)
+            + "".join(f"\n    {args.version} only: {s[0]} {text[s[1] : s[2]]!r} ({s[1]}-{s[2]})" for s in only_canary)
+        )
     agree = sum(r["same"] for r in results)
     lines.append(f"{agree}/{len(results)} texts give the same entities on the default and on {args.version}")
     return {"texts": results, "agree": agree, "total": len(results)}, "\n".join(lines)
@@ -238,8 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--management", default=DEFAULT_MANAGEMENT, help="management API [%(default)s]")
     parser.add_argument("--inference", default=DEFAULT_INFERENCE, help="inference API [%(default)s]")
-    parser.add_argument("--key-file", type=Path, default=Path("key_file.json"),
-                        help="TorchServe's key file, used when present (token authorization) [%(default)s]")
+    parser.add_argument(
+        "--key-file",
+        type=Path,
+        default=Path("key_file.json"),
+        help="TorchServe's key file, used when present (token authorization) [%(default)s]",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -251,13 +290,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mar", help="archive file name in TorchServe's model store (or a path to it there)")
     p.add_argument("--name", default=None, help="model name (default: from the archive)")
     p.add_argument("--version", default=None, help="expected version (checked against the archive)")
-    p.add_argument("--batch-size", type=int, default=16, help="largest dynamic batch [%(default)s, as config.properties]")
-    p.add_argument("--max-batch-delay", type=int, default=1,
-                   help="milliseconds, at least 1 [%(default)s, as config.properties]")
-    p.add_argument("--workers", type=int, default=2,
-                   help="initial workers, at least 1 [%(default)s, as config.properties]")
-    p.add_argument("--response-timeout", type=int, default=300,
-                   help="seconds a whole batch may take [%(default)s, as config.properties]")
+    p.add_argument(
+        "--batch-size", type=int, default=16, help="largest dynamic batch [%(default)s, as config.properties]"
+    )
+    p.add_argument(
+        "--max-batch-delay", type=int, default=1, help="milliseconds, at least 1 [%(default)s, as config.properties]"
+    )
+    p.add_argument(
+        "--workers", type=int, default=2, help="initial workers, at least 1 [%(default)s, as config.properties]"
+    )
+    p.add_argument(
+        "--response-timeout",
+        type=int,
+        default=300,
+        help="seconds a whole batch may take [%(default)s, as config.properties]",
+    )
     p.add_argument("--set-default", action="store_true", help="make it the default once registered")
     p = sub.add_parser("set-default", help="route unversioned requests to VERSION")
     p.add_argument("name")
@@ -282,8 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"list": cmd_list, "describe": cmd_describe, "register": cmd_register, "set-default": cmd_set_default,
-            "scale": cmd_scale, "unregister": cmd_unregister, "ready": cmd_ready, "canary": cmd_canary}
+COMMANDS = {
+    "list": cmd_list,
+    "describe": cmd_describe,
+    "register": cmd_register,
+    "set-default": cmd_set_default,
+    "scale": cmd_scale,
+    "unregister": cmd_unregister,
+    "ready": cmd_ready,
+    "canary": cmd_canary,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,8 +28,19 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = "hf_pipeline_bs32"
 SHORT_SENTENCE = "Angela Merkel met Tim Cook in Berlin."
-RESULT_KEYS = ("name", "kind", "texts", "seconds", "texts_per_s", "vs_baseline", "concurrency",
-               "p50_ms", "p95_ms", "p99_ms", "errors")  # served rows add client_cpu_share
+RESULT_KEYS = (
+    "name",
+    "kind",
+    "texts",
+    "seconds",
+    "texts_per_s",
+    "vs_baseline",
+    "concurrency",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "errors",
+)  # served rows add client_cpu_share
 
 logger = logging.getLogger("bench")
 
@@ -49,12 +60,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def result_row(name: str, kind: str, texts: int, seconds: float, latencies_ms: list[float] | None = None,
-               concurrency: int | None = None, errors: int = 0) -> dict[str, Any]:
+def result_row(
+    name: str,
+    kind: str,
+    texts: int,
+    seconds: float,
+    latencies_ms: list[float] | None = None,
+    concurrency: int | None = None,
+    errors: int = 0,
+) -> dict[str, Any]:
     latencies_ms = latencies_ms or []
     return {
-        "name": name, "kind": kind, "texts": texts, "seconds": round(seconds, 4),
-        "texts_per_s": round(texts / seconds, 2) if seconds > 0 else math.nan, "vs_baseline": None,
+        "name": name,
+        "kind": kind,
+        "texts": texts,
+        "seconds": round(seconds, 4),
+        "texts_per_s": round(texts / seconds, 2) if seconds > 0 else math.nan,
+        "vs_baseline": None,
         "concurrency": concurrency,
         "p50_ms": round(percentile(latencies_ms, 50), 2) if latencies_ms else None,
         "p95_ms": round(percentile(latencies_ms, 95), 2) if latencies_ms else None,
@@ -71,13 +93,21 @@ def add_ratios(rows: list[dict[str, Any]], baseline: str = BASELINE) -> list[dic
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| method | clients | texts/s | vs HF pipeline bs32 | p50 ms | p95 ms | p99 ms | errors |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| method | clients | texts/s | vs HF pipeline bs32 | p50 ms | p95 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        cells = [r["name"], r["concurrency"] or "-", f"{r['texts_per_s']:.1f}",
-                 f"{r['vs_baseline']:.2f}x" if r["vs_baseline"] is not None else "-",
-                 r["p50_ms"] if r["p50_ms"] is not None else "-", r["p95_ms"] if r["p95_ms"] is not None else "-",
-                 r["p99_ms"] if r["p99_ms"] is not None else "-", r["errors"]]
+        cells = [
+            r["name"],
+            r["concurrency"] or "-",
+            f"{r['texts_per_s']:.1f}",
+            f"{r['vs_baseline']:.2f}x" if r["vs_baseline"] is not None else "-",
+            r["p50_ms"] if r["p50_ms"] is not None else "-",
+            r["p95_ms"] if r["p95_ms"] is not None else "-",
+            r["p99_ms"] if r["p99_ms"] is not None else "-",
+            r["errors"],
+        ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -93,8 +123,8 @@ def build_workload(seed: int, sentences: int, documents: int) -> list[str]:
     rng.shuffle(pool)
     texts = pool[:sentences]
     for d in range(documents):
-        body = pool[sentences + d * 40: sentences + (d + 1) * 40]
-        paragraphs = [" ".join(body[i:i + 5]) for i in range(0, len(body), 5)]
+        body = pool[sentences + d * 40 : sentences + (d + 1) * 40]
+        paragraphs = [" ".join(body[i : i + 5]) for i in range(0, len(body), 5)]
         texts.append("\n\n".join(paragraphs))
     rng.shuffle(texts)
     return texts
@@ -108,8 +138,9 @@ def bench_pipeline(model_dir: Path, texts: list[str], batch_size: int) -> dict[s
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
-    ner = pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="first",
-                   device=-1, stride=128)
+    ner = pipeline(
+        "token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="first", device=-1, stride=128
+    )
     ner(texts[:4], batch_size=batch_size)  # warm-up
     started = time.perf_counter()
     ner(texts, batch_size=batch_size)
@@ -154,8 +185,10 @@ def bench_raw_ceiling(handler, texts: list[str], batch_size: int = 32) -> dict[s
     import torch
 
     items = [{"body": {"text": t}} for t in texts]
-    batches = [handler.prepare(items[i:i + batch_size], [None] * len(items[i:i + batch_size]))
-               for i in range(0, len(items), batch_size)]
+    batches = [
+        handler.prepare(items[i : i + batch_size], [None] * len(items[i : i + batch_size]))
+        for i in range(0, len(items), batch_size)
+    ]
     tensors = [(torch.from_numpy(p.input_ids), torch.from_numpy(p.attention_mask)) for b in batches for p in b.passes]
     with torch.inference_mode():
         handler.model(*tensors[0])
@@ -171,7 +204,7 @@ def bench_handler(handler, texts: list[str], batch_size: int = 32) -> dict[str, 
     handler.handle(items[:batch_size], handler_context())
     started = time.perf_counter()
     for i in range(0, len(items), batch_size):
-        handler.handle(items[i:i + batch_size], handler_context())
+        handler.handle(items[i : i + batch_size], handler_context())
     return result_row(f"our_handler_bs{batch_size}", "in-process", len(texts), time.perf_counter() - started)
 
 
@@ -298,7 +331,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     labels = [r["name"] + (f" c{r['concurrency']}" if r["concurrency"] else "") for r in rows]
-    left.barh(labels, [r["texts_per_s"] for r in rows], color=["#888" if r["kind"] == "in-process" else "#3a7" for r in rows])
+    left.barh(
+        labels, [r["texts_per_s"] for r in rows], color=["#888" if r["kind"] == "in-process" else "#3a7" for r in rows]
+    )
     for y, r in enumerate(rows):
         if r["vs_baseline"] is not None:
             left.text(r["texts_per_s"], y, f" {r['vs_baseline']:.2f}x", va="center", fontsize=8)
@@ -321,20 +356,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", type=Path, default=ROOT / "model_related_data", help="checkpoint [%(default)s]")
     parser.add_argument("--url", default="http://127.0.0.1:8080/predictions/ner_model", help="served endpoint")
-    parser.add_argument("--gateway-ws", default=None, help="gateway WebSocket URL, e.g. ws://127.0.0.1:8000/ws/entities")
+    parser.add_argument(
+        "--gateway-ws", default=None, help="gateway WebSocket URL, e.g. ws://127.0.0.1:8000/ws/entities"
+    )
     parser.add_argument("--gateway-token", default=None, help="gateway API key (Bearer)")
     parser.add_argument("--sentences", type=int, default=600, help="short/medium sentences [%(default)s]")
     parser.add_argument("--documents", type=int, default=4, help="long multi-paragraph documents [%(default)s]")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="served rows send the workload this many times: a few seconds per row would let "
-                             "where the long documents fall decide the result [%(default)s]")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="served rows send the workload this many times: a few seconds per row would let "
+        "where the long documents fall decide the result [%(default)s]",
+    )
     parser.add_argument("--skip-bs1", action="store_true", help="skip the slow pipeline batch_size 1 row")
     parser.add_argument("--output", type=Path, default=ROOT / "bench_results", help="output folder [%(default)s]")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--quantization", choices=["none", "int8_dynamic"], default="none",
-                        help="for the in-process handler rows; start the server with the same setting "
-                             "(./scripts/serve.sh --quantization ...) so the served rows match")
+    parser.add_argument(
+        "--quantization",
+        choices=["none", "int8_dynamic"],
+        default="none",
+        help="for the in-process handler rows; start the server with the same setting "
+        "(./scripts/serve.sh --quantization ...) so the served rows match",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("httpx", "httpx2", "httpcore"):  # one INFO line per request would cost the client CPU
@@ -347,20 +392,24 @@ def main(argv: list[str] | None = None) -> int:
     steps += [f"ws c{c}" for c in args.concurrency] if args.gateway_ws else []
     rows, extra = [], {}
     with tqdm(total=len(steps), desc="benchmark", unit="step") as bar:
+
         def step(label: str):
             bar.set_postfix_str(label)
 
         step("pipeline bs32")
-        rows.append(bench_pipeline(args.model_dir, texts, 32)); bar.update()
+        rows.append(bench_pipeline(args.model_dir, texts, 32))
+        bar.update()
         if not args.skip_bs1:
             step("pipeline bs1")
             rows.append(bench_pipeline(args.model_dir, texts, 1))
         bar.update()
         handler = load_handler(args.model_dir, args.quantization)
         step("raw ceiling")
-        rows.append(bench_raw_ceiling(handler, texts)); bar.update()
+        rows.append(bench_raw_ceiling(handler, texts))
+        bar.update()
         step("handler")
-        rows.append(bench_handler(handler, texts)); bar.update()
+        rows.append(bench_handler(handler, texts))
+        bar.update()
         step("single sentence")
         import torch
 
@@ -387,12 +436,14 @@ def main(argv: list[str] | None = None) -> int:
         served_texts = texts * args.rounds
         for concurrency in args.concurrency:
             step(f"rest c{concurrency}")
-            rows.append(asyncio.run(bench_rest(args.url, served_texts, concurrency))); bar.update()
+            rows.append(asyncio.run(bench_rest(args.url, served_texts, concurrency)))
+            bar.update()
         if args.gateway_ws:
             for concurrency in args.concurrency:
                 step(f"ws c{concurrency}")
-                rows.append(asyncio.run(bench_websocket(args.gateway_ws, served_texts, concurrency,
-                                                        args.gateway_token)))
+                rows.append(
+                    asyncio.run(bench_websocket(args.gateway_ws, served_texts, concurrency, args.gateway_token))
+                )
                 bar.update()
     add_ratios(rows)
     ceiling = next(r for r in rows if r["name"] == "raw_forward_ceiling")["texts_per_s"]
@@ -400,25 +451,35 @@ def main(argv: list[str] | None = None) -> int:
     extra["served_vs_ceiling"] = {c: round(r["texts_per_s"] / ceiling, 3) for c, r in served.items()}
     extra["worker_rss_mb"] = worker_rss_mb()
     report = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": __import__("os").cpu_count(), "python": platform.python_version()},
-        "model_dir": str(args.model_dir), "quantization": args.quantization, "texts": len(texts),
-        "documents": args.documents, "served_rounds": args.rounds,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": __import__("os").cpu_count(),
+            "python": platform.python_version(),
+        },
+        "model_dir": str(args.model_dir),
+        "quantization": args.quantization,
+        "texts": len(texts),
+        "documents": args.documents,
+        "served_rounds": args.rounds,
         "mean_chars": round(statistics.mean(len(t) for t in texts), 1),
-        "rows": rows, **extra,
+        "rows": rows,
+        **extra,
     }
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "bench.json").write_text(json.dumps(report, indent=2))
     table = markdown_table(rows)
     single = extra["single_sentence"]
-    notes = (f"\n\nquantization (handler rows and the server they were run against): {args.quantization}\n"
-             f"handler micro F1 on the evaluation set: {extra['handler_f1']}\n"
-             f"single short sentence, one client: served p50 {single['served_p50_ms']} ms; raw forward p50 "
-             f"{single['raw_forward_p50_ms']} ms on the worker's {single['worker_threads']} thread(s) (overhead "
-             f"{single['overhead_p50_ms']} ms), {single['raw_forward_all_threads_p50_ms']} ms on "
-             f"{single['all_threads']} (difference {single['overhead_vs_all_threads_p50_ms']} ms)\n"
-             f"served / raw ceiling by clients: "
-             f"{extra['served_vs_ceiling']}\nworker RSS MB: {extra['worker_rss_mb']}\n")
+    notes = (
+        f"\n\nquantization (handler rows and the server they were run against): {args.quantization}\n"
+        f"handler micro F1 on the evaluation set: {extra['handler_f1']}\n"
+        f"single short sentence, one client: served p50 {single['served_p50_ms']} ms; raw forward p50 "
+        f"{single['raw_forward_p50_ms']} ms on the worker's {single['worker_threads']} thread(s) (overhead "
+        f"{single['overhead_p50_ms']} ms), {single['raw_forward_all_threads_p50_ms']} ms on "
+        f"{single['all_threads']} (difference {single['overhead_vs_all_threads_p50_ms']} ms)\n"
+        f"served / raw ceiling by clients: "
+        f"{extra['served_vs_ceiling']}\nworker RSS MB: {extra['worker_rss_mb']}\n"
+    )
     (args.output / "bench.md").write_text(table + notes)
     plot(rows, args.output / "bench.png")
     print(table + notes)

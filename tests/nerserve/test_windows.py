@@ -7,7 +7,9 @@ from nerserve.decoding import decode_entities
 from nerserve.windows import owner_of_tokens, plan_sub_batches, plan_windows, stitch_scores
 
 
-@pytest.mark.parametrize("n,size,overlap", [(1, 10, 2), (10, 10, 2), (11, 10, 2), (100, 10, 4), (1000, 510, 128), (37, 8, 0)])
+@pytest.mark.parametrize(
+    "n,size,overlap", [(1, 10, 2), (10, 10, 2), (11, 10, 2), (100, 10, 4), (1000, 510, 128), (37, 8, 0)]
+)
 def test_windows_cover_every_token_with_the_overlap(n, size, overlap):
     windows = plan_windows(n, size, overlap)
     assert windows[0][0] == 0 and windows[-1][1] == n

@@ -37,7 +37,7 @@ def test_batched_results_equal_single_request_results(tiny_handler):
 def test_entity_text_is_the_original_slice(tiny_handler):
     for text in SENTENCES:
         for entity in entities_of(tiny_handler, text):
-            assert text[entity["start"]:entity["end"]] == entity["text"]
+            assert text[entity["start"] : entity["end"]] == entity["text"]
             assert set(entity) == {"label", "text", "start", "end", "score"}
             assert 0.0 < entity["score"] <= 1.0
 
@@ -140,8 +140,16 @@ def test_metrics_match_the_declared_dimensions(tiny_handler, caplog):
     with caplog.at_level(logging.INFO):
         run_batch(tiny_handler, [{"body": {"text": SENTENCES[0]}}, {"body": {"text": 1}}], metrics=cache)
     emitted = "\n".join(r.getMessage() for r in caplog.records if "[METRICS]" in r.getMessage())
-    for name in ("NerRequests", "NerEntitiesPerRequest", "NerWordPiecesPerRequest", "NerWindowsPerRequest",
-                 "NerRequestsPerBatch", "NerPreprocessSeconds", "NerInferenceSeconds", "NerPostprocessSeconds"):
+    for name in (
+        "NerRequests",
+        "NerEntitiesPerRequest",
+        "NerWordPiecesPerRequest",
+        "NerWindowsPerRequest",
+        "NerRequestsPerBatch",
+        "NerPreprocessSeconds",
+        "NerInferenceSeconds",
+        "NerPostprocessSeconds",
+    ):
         assert f"[METRICS]{name}." in emitted, name
     assert "Outcome:ok" in emitted and "Outcome:client_error" in emitted and "ModelVersion:1.0" in emitted
 
@@ -155,8 +163,11 @@ def test_int8_quantization_switch_serves_close_scores(tiny_checkpoint, tiny_hand
     fp32, _ = run_batch(tiny_handler, [{"body": {"text": t}} for t in SENTENCES])
     int8, statuses = run_batch(handler, [{"body": {"text": t}} for t in SENTENCES])
     assert all(s == (200, None) for s in statuses)
-    same = sum(a["entities"] == [] or set((e["label"], e["start"]) for e in a["entities"]) ==
-               set((e["label"], e["start"]) for e in b["entities"]) for a, b in zip(fp32, int8))
+    same = sum(
+        a["entities"] == []
+        or set((e["label"], e["start"]) for e in a["entities"]) == set((e["label"], e["start"]) for e in b["entities"])
+        for a, b in zip(fp32, int8)
+    )
     assert same >= len(SENTENCES) - 2
 
 
@@ -192,14 +203,17 @@ def test_a_tokenizer_failure_on_one_text_fails_only_that_request(tiny_handler, m
         return real(tokenizer, texts)
 
     monkeypatch.setattr(ner_handler, "encode_batch", picky)
-    items = [{"body": {"text": SENTENCES[0]}}, {"body": {"text": "poison"}}, {"body": {"text": 5}},
-             {"body": {"text": SENTENCES[1]}}]
+    items = [
+        {"body": {"text": SENTENCES[0]}},
+        {"body": {"text": "poison"}},
+        {"body": {"text": 5}},
+        {"body": {"text": SENTENCES[1]}},
+    ]
     responses, statuses = run_batch(tiny_handler, items)
     assert [s[0] for s in statuses] == [200, 400, 400, 200]
     assert "tokenizer cannot read this text (TypeError)" in responses[1]["message"]
     monkeypatch.setattr(ner_handler, "encode_batch", real)
     assert responses[3]["entities"] == entities_of(tiny_handler, SENTENCES[1])
-
 
 
 def test_initialize_refuses_a_tokenizer_without_a_vocabulary(tiny_checkpoint, tmp_path):

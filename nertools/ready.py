@@ -18,8 +18,9 @@ import urllib.request
 DEFAULT_MANAGEMENT = "http://127.0.0.1:8081"
 
 
-def ready_workers(management_url: str, model: str, version: str | None = None, token: str | None = None,
-                  timeout: float = 5.0) -> int:
+def ready_workers(
+    management_url: str, model: str, version: str | None = None, token: str | None = None, timeout: float = 5.0
+) -> int:
     """Number of READY workers of ``model`` (its default version unless ``version``); 0 if unknown or down."""
     url = f"{management_url.rstrip('/')}/models/{model}" + (f"/{version}" if version else "")
     request = urllib.request.Request(url)
@@ -30,13 +31,17 @@ def ready_workers(management_url: str, model: str, version: str | None = None, t
             described = json.load(response)
     except (urllib.error.URLError, OSError, ValueError):
         return 0
-    return sum(
-        1 for entry in described for worker in entry.get("workers", []) if worker.get("status") == "READY"
-    )
+    return sum(1 for entry in described for worker in entry.get("workers", []) if worker.get("status") == "READY")
 
 
-def wait_ready(management_url: str, model: str, timeout: float, version: str | None = None,
-               token: str | None = None, alive=lambda: True) -> bool:
+def wait_ready(
+    management_url: str,
+    model: str,
+    timeout: float,
+    version: str | None = None,
+    token: str | None = None,
+    alive=lambda: True,
+) -> bool:
     """Poll until a worker is READY; stops early (False) when ``alive()`` says the server process has died."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,9 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", default=None, help="a specific version (default: the default version)")
     parser.add_argument("--timeout", type=float, default=0, help="seconds to wait for READY (default 0: check once)")
     parser.add_argument("--token", default=None, help="management key, when token authorization is on")
-    parser.add_argument("--pid-file", default=None,
-                        help="stop waiting (exit 1) as soon as the process named in this pid file is gone, e.g. "
-                             "TorchServe's $TMPDIR/.model_server.pid")
+    parser.add_argument(
+        "--pid-file",
+        default=None,
+        help="stop waiting (exit 1) as soon as the process named in this pid file is gone, e.g. "
+        "TorchServe's $TMPDIR/.model_server.pid",
+    )
     args = parser.parse_args(argv)
     if args.management is None:
         args.management = management_from_config(args.config) if args.config else DEFAULT_MANAGEMENT

@@ -93,16 +93,20 @@ def test_a_lone_surrogate_is_a_400_not_a_tokenizer_crash():
     """JSON can escape half a surrogate pair ("\\ud800"); json.loads makes it a str the tokenizer cannot read."""
     error = error_of({"body": {"text": "bad \ud800 text"}})
     assert error.status == 400 and "unpaired surrogate (U+D800) at character 4" in error.message
-    assert parse_request({"body": {"text": "ok \U0001F600"}}, None, SETTINGS).text == "ok \U0001F600"
+    assert parse_request({"body": {"text": "ok \U0001f600"}}, None, SETTINGS).text == "ok \U0001f600"
 
 
 @pytest.mark.parametrize("content_type", ["Application/JSON", "application/json; charset=utf-8", "text/json"])
 def test_json_that_torchserve_left_as_bytes_is_parsed(content_type):
     """TorchServe parses JSON only for the exact type application/json; media types are case-insensitive."""
-    request = parse_request({"body": bytearray('{"text": "Zürich", "format": "segments"}'.encode())},
-                            content_type, SETTINGS)
+    request = parse_request(
+        {"body": bytearray('{"text": "Zürich", "format": "segments"}'.encode())}, content_type, SETTINGS
+    )
     assert (request.text, request.output_format) == ("Zürich", OutputFormat.SEGMENTS)
-    assert error_of({"body": bytearray(b'{"text": 1}')}, content_type).message == "field 'text' must be a string, got number"
+    assert (
+        error_of({"body": bytearray(b'{"text": 1}')}, content_type).message
+        == "field 'text' must be a string, got number"
+    )
 
 
 def test_client_values_in_messages_are_bounded():

@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-
 from scripts.bench import RESULT_KEYS, add_ratios, markdown_table, percentile, result_row
 
 

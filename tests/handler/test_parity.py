@@ -27,8 +27,10 @@ def pipelines(tiny_checkpoint):
 
     model = AutoModelForTokenClassification.from_pretrained(tiny_checkpoint).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
-    return {s: pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy=s, device=-1)
-            for s in STRATEGIES}
+    return {
+        s: pipeline("token-classification", model=model, tokenizer=tokenizer, aggregation_strategy=s, device=-1)
+        for s in STRATEGIES
+    }
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -45,6 +47,6 @@ def test_entities_equal_the_pipeline(strategy, pipelines, tiny_handler):
         ], text
         for a, b in zip(ours, expected):
             assert a["score"] == pytest.approx(float(b["score"]), abs=1e-4)
-            assert a["text"] == text[a["start"]:a["end"]]
+            assert a["text"] == text[a["start"] : a["end"]]
         compared += len(expected)
     assert compared > 10, "too few entities to compare; the fixture model should tag many pieces"

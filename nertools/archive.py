@@ -23,27 +23,48 @@ CORE = ROOT / "handler" / "nerserve"
 MODEL_FILE = ROOT / "model.py"
 MODEL_CONFIG = ROOT / "handler" / "model_config.yaml"
 # What nerserve.tokenization.load_tokenizer reads: AutoTokenizer takes the tokenizer class from config.json.
-TOKENIZER_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                   "added_tokens.json", "vocab.txt")
+TOKENIZER_FILES = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+)
 
 logger = logging.getLogger("archive")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "model_related_data",
-                        help="checkpoint directory, Hugging Face or classic layout (default: model_related_data/)")
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=ROOT / "model_related_data",
+        help="checkpoint directory, Hugging Face or classic layout (default: model_related_data/)",
+    )
     parser.add_argument("--name", default="ner_model", help="model name in TorchServe (default: ner_model)")
     parser.add_argument("--version", default="1.0", help="model version recorded in the archive (default: 1.0)")
-    parser.add_argument("--export-path", type=Path, default=ROOT / "model_store",
-                        help="where the .mar goes (default: model_store/)")
-    parser.add_argument("--versioned", action="store_true",
-                        help="name the file NAME_vVERSION.mar (to register several versions side by side)")
-    parser.add_argument("--config", type=Path, default=MODEL_CONFIG,
-                        help="per-model YAML with the handler's settings (default: handler/model_config.yaml)")
-    parser.add_argument("--quantization", choices=["none", "int8_dynamic"], default=None,
-                        help="override handler.quantization of the config (int8_dynamic: faster on CPU, see "
-                             "docs/PERFORMANCE.md)")
+    parser.add_argument(
+        "--export-path", type=Path, default=ROOT / "model_store", help="where the .mar goes (default: model_store/)"
+    )
+    parser.add_argument(
+        "--versioned",
+        action="store_true",
+        help="name the file NAME_vVERSION.mar (to register several versions side by side)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=MODEL_CONFIG,
+        help="per-model YAML with the handler's settings (default: handler/model_config.yaml)",
+    )
+    parser.add_argument(
+        "--quantization",
+        choices=["none", "int8_dynamic"],
+        default=None,
+        help="override handler.quantization of the config (int8_dynamic: faster on CPU, see docs/PERFORMANCE.md)",
+    )
     parser.add_argument("--no-validate", action="store_true", help="skip loading the checkpoint before archiving")
     parser.add_argument("--zip-store", action="store_true", help="store without compression (faster, bigger)")
     return parser.parse_args(argv)
@@ -101,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("cannot archive %s: %s", model_dir, err)
         return 2
     if left_out:
-        logger.info("left out (not read when serving): %s",
-                    ", ".join(p.name + ("/" if p.is_dir() else "") for p in left_out))
+        logger.info(
+            "left out (not read when serving): %s", ", ".join(p.name + ("/" if p.is_dir() else "") for p in left_out)
+        )
     args.export_path.mkdir(parents=True, exist_ok=True)
     file_name = f"{args.name}_v{args.version}" if args.versioned else args.name
     archiver = shutil.which("torch-model-archiver") or str(Path(sys.executable).parent / "torch-model-archiver")
@@ -126,15 +148,34 @@ def main(argv: list[str] | None = None) -> int:
             config = staging / "model_config.yaml"
             write_config_override(args.config, config, {"quantization": args.quantization})
         command = [
-            archiver, "--model-name", args.name, "--version", args.version,
-            "--model-file", str(MODEL_FILE), "--serialized-file", str(weights), "--handler", str(HANDLER),
-            "--extra-files", ",".join([str(package_parent), *map(str, extras)]),
-            "--config-file", str(config), "--export-path", str(staging), "--force",
+            archiver,
+            "--model-name",
+            args.name,
+            "--version",
+            args.version,
+            "--model-file",
+            str(MODEL_FILE),
+            "--serialized-file",
+            str(weights),
+            "--handler",
+            str(HANDLER),
+            "--extra-files",
+            ",".join([str(package_parent), *map(str, extras)]),
+            "--config-file",
+            str(config),
+            "--export-path",
+            str(staging),
+            "--force",
         ]
         if args.zip_store:
             command += ["--archive-format", "zip-store"]
-        logger.info("archiving %s (version %s%s) from %s ...", args.name, args.version,
-                    f", quantization {args.quantization}" if args.quantization else "", model_dir)
+        logger.info(
+            "archiving %s (version %s%s) from %s ...",
+            args.name,
+            args.version,
+            f", quantization {args.quantization}" if args.quantization else "",
+            model_dir,
+        )
         subprocess.run(command, check=True)
         target = args.export_path / f"{file_name}.mar"
         (staging / f"{args.name}.mar").replace(target)

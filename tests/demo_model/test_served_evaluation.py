@@ -45,8 +45,7 @@ def test_our_serving_path_reproduces_the_build_evaluation(demo_handler):
 
     def predict(texts):
         responses, _ = run_batch(demo_handler, [{"body": {"text": t}} for t in texts])
-        return [[{"label": e["label"], "start": e["start"], "end": e["end"]} for e in r["entities"]]
-                for r in responses]
+        return [[{"label": e["label"], "start": e["start"], "end": e["end"]} for e in r["entities"]] for r in responses]
 
     ours = evaluate(predict, load_eval_set())
     recorded = json.loads(METRICS.read_text())
@@ -67,16 +66,18 @@ def test_demo_archive_in_torchserve(tmp_path, java_available):
         assert response.status_code == 200
         assert spans(response.json()["entities"]) == MERKEL_ENTITIES
         long_doc = " ".join([MERKEL] * 400)  # ~15,000 characters, 10 windows of 512 word pieces
-        entities = requests.post(f"{server.inference}/predictions/ner_model", json={"text": long_doc},
-                                 timeout=120).json()["entities"]
+        entities = requests.post(
+            f"{server.inference}/predictions/ner_model", json={"text": long_doc}, timeout=120
+        ).json()["entities"]
         step = len(MERKEL) + 1
-        expected = {(label, i * step + start, i * step + end)
-                    for i in range(400) for label, _, start, end in MERKEL_ENTITIES}
+        expected = {
+            (label, i * step + start, i * step + end) for i in range(400) for label, _, start, end in MERKEL_ENTITIES
+        }
         found = {(e["label"], e["start"], e["end"]) for e in entities}
         # A model is not perfectly stable on 400 repetitions (it splits "Angela Merkel" a few times), so require
         # near-complete recall rather than equality; the structure must hold exactly.
         assert len(found & expected) >= 0.98 * len(expected)
-        assert all(long_doc[e["start"]:e["end"]] == e["text"] for e in entities)
+        assert all(long_doc[e["start"] : e["end"]] == e["text"] for e in entities)
         assert all(a["end"] <= b["start"] for a, b in zip(entities, entities[1:]))
     finally:
         server.stop()
@@ -88,8 +89,9 @@ def test_segments_of_multi_piece_characters_cover_the_text(demo_handler, aggrega
     with "simple" each piece is its own unit, and overlapping entities used to crash the segments format (503 for
     the whole batch)."""
     text = "서울에서 김민수 씨가 삼성전자를 방문했다. Seoul 한국"
-    responses, statuses = run_batch(demo_handler, [{"body": {"text": text, "aggregation": aggregation,
-                                                              "format": "segments"}}])
+    responses, statuses = run_batch(
+        demo_handler, [{"body": {"text": text, "aggregation": aggregation, "format": "segments"}}]
+    )
     assert statuses == [(200, None)]
     segments = responses[0]["segments"]
     assert "".join(s["text"] for s in segments) == text

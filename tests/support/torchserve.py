@@ -28,8 +28,9 @@ class TorchServe:
     def __init__(self, workdir: Path, model_store: Path, models: str, extra_config: str = "") -> None:
         self.workdir = workdir
         self.model_store = model_store
-        self.ports = {name: free_port() for name in ("inference", "management", "metrics", "grpc_inference",
-                                                     "grpc_management")}
+        self.ports = {
+            name: free_port() for name in ("inference", "management", "metrics", "grpc_inference", "grpc_management")
+        }
         self.inference = f"http://127.0.0.1:{self.ports['inference']}"
         self.management = f"http://127.0.0.1:{self.ports['management']}"
         self.metrics = f"http://127.0.0.1:{self.ports['metrics']}"
@@ -41,41 +42,59 @@ class TorchServe:
         self.log = workdir / "torchserve.out"
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ, TMPDIR=str(self.tmpdir), LOG_LOCATION=str(self.workdir / "logs"),
-                   METRICS_LOCATION=str(self.workdir / "logs"))
+        env = dict(
+            os.environ,
+            TMPDIR=str(self.tmpdir),
+            LOG_LOCATION=str(self.workdir / "logs"),
+            METRICS_LOCATION=str(self.workdir / "logs"),
+        )
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
         return env
 
-    def start(self, timeout: float = 180) -> "TorchServe":
+    def start(self, timeout: float = 180) -> TorchServe:
         self.tmpdir.mkdir(parents=True, exist_ok=True)
         self.config.write_text(
-            "\n".join([
-                f"inference_address={self.inference}",
-                f"management_address={self.management}",
-                f"metrics_address={self.metrics}",
-                # Every instance needs its own gRPC ports and worker sockets (java.io.tmpdir/.ts.sock.<port>),
-                # or a second instance, e.g. a running serve.sh, collides with this one.
-                "grpc_inference_address=127.0.0.1",
-                "grpc_management_address=127.0.0.1",
-                f"grpc_inference_port={self.ports['grpc_inference']}",
-                f"grpc_management_port={self.ports['grpc_management']}",
-                f"model_store={self.model_store}",
-                f"load_models={self.models}",
-                "disable_token_authorization=true",
-                "enable_model_api=true",
-                "metrics_mode=prometheus",
-                f"metrics_config={ROOT / 'handler' / 'metrics.yaml'}",
-                "install_py_dep_per_model=false",
-                "default_workers_per_model=1",
-                f"vmargs=-Xmx256m -XX:-UsePerfData -Djava.io.tmpdir={self.tmpdir}",
-                self.extra_config,
-            ]) + "\n"
+            "\n".join(
+                [
+                    f"inference_address={self.inference}",
+                    f"management_address={self.management}",
+                    f"metrics_address={self.metrics}",
+                    # Every instance needs its own gRPC ports and worker sockets (java.io.tmpdir/.ts.sock.<port>),
+                    # or a second instance, e.g. a running serve.sh, collides with this one.
+                    "grpc_inference_address=127.0.0.1",
+                    "grpc_management_address=127.0.0.1",
+                    f"grpc_inference_port={self.ports['grpc_inference']}",
+                    f"grpc_management_port={self.ports['grpc_management']}",
+                    f"model_store={self.model_store}",
+                    f"load_models={self.models}",
+                    "disable_token_authorization=true",
+                    "enable_model_api=true",
+                    "metrics_mode=prometheus",
+                    f"metrics_config={ROOT / 'handler' / 'metrics.yaml'}",
+                    "install_py_dep_per_model=false",
+                    "default_workers_per_model=1",
+                    f"vmargs=-Xmx256m -XX:-UsePerfData -Djava.io.tmpdir={self.tmpdir}",
+                    self.extra_config,
+                ]
+            )
+            + "\n"
         )
-        command = [str(VENV_BIN / "torchserve"), "--start", "--foreground", "--ncs", "--model-store",
-                   str(self.model_store), "--ts-config", str(self.config), "--log-config", str(ROOT / "log4j2.xml")]
+        command = [
+            str(VENV_BIN / "torchserve"),
+            "--start",
+            "--foreground",
+            "--ncs",
+            "--model-store",
+            str(self.model_store),
+            "--ts-config",
+            str(self.config),
+            "--log-config",
+            str(ROOT / "log4j2.xml"),
+        ]
         with self.log.open("ab") as out:
-            self.process = subprocess.Popen(command, cwd=self.workdir, env=self.env(), stdout=out,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                command, cwd=self.workdir, env=self.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         name = self.models.split("=")[0]
         if not wait_ready(self.management, name, timeout, alive=lambda: self.process.poll() is None):
             tail = self.log_tail()
@@ -108,8 +127,15 @@ class TorchServe:
     def stop(self) -> None:
         if self.process is None:
             return
-        subprocess.run([str(VENV_BIN / "torchserve"), "--stop", "--foreground"], cwd=self.workdir, env=self.env(),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
+        subprocess.run(
+            [str(VENV_BIN / "torchserve"), "--stop", "--foreground"],
+            cwd=self.workdir,
+            env=self.env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+        )
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -119,11 +145,20 @@ class TorchServe:
         shutil.rmtree(self.tmpdir, ignore_errors=True)
 
 
-def build_archive(model_dir: Path, export_path: Path, version: str = "1.0", versioned: bool = False,
-                  config: Path | None = None) -> Path:
+def build_archive(
+    model_dir: Path, export_path: Path, version: str = "1.0", versioned: bool = False, config: Path | None = None
+) -> Path:
     """Run the project's own archive script, as a user would."""
-    command = [sys.executable, str(ROOT / "scripts" / "archive.py"), "--model-dir", str(model_dir),
-               "--export-path", str(export_path), "--version", version]
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "archive.py"),
+        "--model-dir",
+        str(model_dir),
+        "--export-path",
+        str(export_path),
+        "--version",
+        version,
+    ]
     if versioned:
         command.append("--versioned")
     if config is not None:

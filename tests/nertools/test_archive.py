@@ -6,7 +6,6 @@ import zipfile
 
 import torch
 import yaml
-
 from scripts.archive import ROOT, checkpoint_files, main, write_config_override
 
 # What a `git clone` of a hub model brings next to the weights that serving uses.
@@ -44,7 +43,10 @@ def test_classic_checkpoint_files(classic_checkpoint):
     weights, extras, left_out = checkpoint_files(classic_checkpoint)
     assert weights.name == "pytorch_model.bin"
     assert [p.name for p in extras] == [
-        "bert_config.json", "bert_for_token_classification_config.json", "labels_file.txt", "vocab.txt",
+        "bert_config.json",
+        "bert_for_token_classification_config.json",
+        "labels_file.txt",
+        "vocab.txt",
     ]
     assert left_out == []
 

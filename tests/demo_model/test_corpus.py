@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from scripts import build_demo_model
 from scripts.demo_data import corpus
 from scripts.demo_data.evaluation import evaluate, load_eval_set, score_entities
+
+from scripts import build_demo_model
 
 
 def _base_model_dir() -> Path | None:
@@ -44,7 +44,15 @@ def training_corpus() -> list[corpus.Example]:
 
 def test_label_scheme_matches_dslim_bert_base_ner():
     assert corpus.ID2LABEL == {
-        0: "O", 1: "B-MISC", 2: "I-MISC", 3: "B-PER", 4: "I-PER", 5: "B-ORG", 6: "I-ORG", 7: "B-LOC", 8: "I-LOC",
+        0: "O",
+        1: "B-MISC",
+        2: "I-MISC",
+        3: "B-PER",
+        4: "I-PER",
+        5: "B-ORG",
+        6: "I-ORG",
+        7: "B-LOC",
+        8: "I-LOC",
     }
     assert all(corpus.LABEL2ID[label] == index for index, label in corpus.ID2LABEL.items())
 
@@ -129,10 +137,24 @@ def test_align_labels_with_the_real_tokenizer(tokenizer):
     labels = corpus.align_labels(encoding["offset_mapping"], example.tokens, example.tags)
     named = [corpus.ID2LABEL.get(label, "-") for label in labels]
     assert list(zip(pieces, named)) == [
-        ("[CLS]", "-"), ("dr", "O"), (".", "O"),
-        ("muller", "B-PER"), ("-", "I-PER"), ("lu", "I-PER"), ("##den", "-"), ("##sche", "-"), ("##id", "-"),
-        ("##t", "-"), ("'", "O"), ("s", "O"), ("visit", "O"), ("to", "O"),
-        ("sao", "B-LOC"), ("paulo", "I-LOC"), (".", "O"), ("[SEP]", "-"),
+        ("[CLS]", "-"),
+        ("dr", "O"),
+        (".", "O"),
+        ("muller", "B-PER"),
+        ("-", "I-PER"),
+        ("lu", "I-PER"),
+        ("##den", "-"),
+        ("##sche", "-"),
+        ("##id", "-"),
+        ("##t", "-"),
+        ("'", "O"),
+        ("s", "O"),
+        ("visit", "O"),
+        ("to", "O"),
+        ("sao", "B-LOC"),
+        ("paulo", "I-LOC"),
+        (".", "O"),
+        ("[SEP]", "-"),
     ]
 
 
@@ -229,7 +251,9 @@ def test_eval_set_contains_the_reference_sentence():
     assert by_text[build_demo_model.REFERENCE_SENTENCE] == build_demo_model.REFERENCE_ENTITIES
     text = build_demo_model.REFERENCE_SENTENCE
     assert [text[e["start"] : e["end"]] for e in build_demo_model.REFERENCE_ENTITIES] == [
-        "Angela Merkel", "Tim Cook", "Berlin",
+        "Angela Merkel",
+        "Tim Cook",
+        "Berlin",
     ]
 
 

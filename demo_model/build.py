@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING
 if __package__ in (None, ""):  # run as a file (scripts/build_demo_model.py): make the `scripts` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.demo_data import corpus  # noqa: E402
-from scripts.demo_data.evaluation import (  # noqa: E402
+from scripts.demo_data import corpus
+from scripts.demo_data.evaluation import (
     EVAL_SET_PATH,
     EntityDict,
     PredictFn,
@@ -70,9 +70,19 @@ REFERENCE_ENTITIES: list[EntityDict] = [
 # Files written by save_pretrained or left by another checkpoint. Removed before a (forced) rebuild, so the
 # folder never mixes our weights with stale ones (from_pretrained would pick whichever format it prefers).
 _CHECKPOINT_FILES = (
-    "config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json",
-    "pytorch_model.bin", "pytorch_model.bin.index.json", "tf_model.h5", "tokenizer.json",
-    "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "added_tokens.json", "chat_template.jinja",
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "tf_model.h5",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
 )
 
 
@@ -254,9 +264,7 @@ def train(
     lengths = [len(ids) for ids, _ in features]
     epochs = [bucketed_batches(lengths, hp.batch_size, hp.bucket_pool_batches, rng) for _ in range(hp.epochs)]
     total_steps = sum(len(batches) for batches in epochs)
-    scheduler = transformers.get_linear_schedule_with_warmup(
-        optimizer, int(hp.warmup_ratio * total_steps), total_steps
-    )
+    scheduler = transformers.get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total_steps), total_steps)
 
     model.train()
     started = time.perf_counter()
@@ -385,7 +393,7 @@ def evaluate_existing(output: Path) -> dict[str, object]:
 def print_summary(metrics: dict[str, object]) -> None:
     print(format_table(metrics))
     reference = metrics["reference_sentence"]
-    spans = ", ".join(f"{e['label']} {reference['text'][e['start']:e['end']]!r}" for e in reference["predicted"])
+    spans = ", ".join(f"{e['label']} {reference['text'][e['start'] : e['end']]!r}" for e in reference["predicted"])
     verdict = "ok" if reference["correct"] else "WRONG"
     print(f"{reference['text']} -> {spans or 'no entities'} [{verdict}]")
 
@@ -396,12 +404,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "and score it on scripts/demo_data/eval_sentences.jsonl.",
     )
     parser.add_argument(
-        "--output", type=Path, default=DEFAULT_OUTPUT,
+        "--output",
+        type=Path,
+        default=DEFAULT_OUTPUT,
         help=f"checkpoint directory (default: {DEFAULT_OUTPUT.relative_to(REPO_ROOT)}/)",
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
-        "--force", action="store_true",
+        "--force",
+        action="store_true",
         help="rebuild even if the checkpoint is up to date, and overwrite a checkpoint this script did not build",
     )
     mode.add_argument(

@@ -78,7 +78,9 @@ def subword_scores():
 
 
 def test_first_strategy_labels_a_word_by_its_first_piece():
-    result = decode_entities(SUBWORD_TEXT, SUBWORD_OFFSETS, SUBWORD_FLAGS, subword_scores(), ID2LABEL, Aggregation.FIRST)
+    result = decode_entities(
+        SUBWORD_TEXT, SUBWORD_OFFSETS, SUBWORD_FLAGS, subword_scores(), ID2LABEL, Aggregation.FIRST
+    )
     assert spans(result) == [("PER", "Arnold Schwarzenegger", 0, 21)]
 
 
@@ -97,7 +99,9 @@ def test_average_strategy_averages_piece_scores():
 
 
 def test_simple_strategy_ignores_word_boundaries():
-    result = decode_entities(SUBWORD_TEXT, SUBWORD_OFFSETS, SUBWORD_FLAGS, subword_scores(), ID2LABEL, Aggregation.SIMPLE)
+    result = decode_entities(
+        SUBWORD_TEXT, SUBWORD_OFFSETS, SUBWORD_FLAGS, subword_scores(), ID2LABEL, Aggregation.SIMPLE
+    )
     assert spans(result) == [("PER", "Arnold Schwarzen", 0, 16), ("LOC", "egger", 16, 21)]
 
 
@@ -129,16 +133,24 @@ def test_subword_flags_follow_the_pipeline_rule():
 def test_segments_cover_the_text_and_keep_adjacent_entities_apart():
     text = "Alice Bob went to Rome."
     entities = decode_entities(
-        text, [(0, 5), (6, 9), (10, 14), (15, 17), (18, 22), (22, 23)], [False] * 6,
-        one_hot(["B-PER", "B-PER", "O", "O", "B-LOC", "O"]), ID2LABEL,
+        text,
+        [(0, 5), (6, 9), (10, 14), (15, 17), (18, 22), (22, 23)],
+        [False] * 6,
+        one_hot(["B-PER", "B-PER", "O", "O", "B-LOC", "O"]),
+        ID2LABEL,
     )
     segments = to_segments(text, entities)
     assert "".join(s["text"] for s in segments) == text
     assert [(s["label"], s["text"]) for s in segments] == [
-        ("PER", "Alice"), ("other", " "), ("PER", "Bob"), ("other", " went to "), ("LOC", "Rome"), ("other", "."),
+        ("PER", "Alice"),
+        ("other", " "),
+        ("PER", "Bob"),
+        ("other", " went to "),
+        ("LOC", "Rome"),
+        ("other", "."),
     ]
     assert all(s["score"] is None for s in segments if s["label"] == "other")
-    assert all(text[s["start"]:s["end"]] == s["text"] for s in segments)
+    assert all(text[s["start"] : s["end"]] == s["text"] for s in segments)
     assert to_segments("", []) == []
 
 
@@ -156,4 +168,4 @@ def test_segments_never_overlap_when_entities_do():
     segments = to_segments(text, entities)
     assert "".join(s["text"] for s in segments) == text
     assert [(s["label"], s["start"], s["end"]) for s in segments] == [("LOC", 0, 2), ("LOC", 2, 8)]
-    assert all(text[s["start"]:s["end"]] == s["text"] for s in segments)
+    assert all(text[s["start"] : s["end"]] == s["text"] for s in segments)

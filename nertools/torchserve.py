@@ -1,0 +1,115 @@
+"""What this project reads from TorchServe, in one place: ``config.properties``, model descriptions, error bodies.
+
+Standard library only, so the gateway and the shell scripts use it without torch. The shell scripts read the
+configuration through the command line rather than parse it themselves::
+
+    python -m nertools.torchserve get inference_address [--config config.properties] [--default URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ADDRESSES = {
+    "inference_address": "http://127.0.0.1:8080",
+    "management_address": "http://127.0.0.1:8081",
+    "metrics_address": "http://127.0.0.1:8082",
+}
+
+
+def parse_properties(text: str) -> dict[str, str]:
+    """A Java properties file as TorchServe reads it: ``key=value``, ``key = value`` or ``key: value``; ``#`` and
+    ``!`` start comments; a line ending in a backslash continues on the next; the last occurrence of a key wins."""
+    values: dict[str, str] = {}
+    logical = ""
+    for raw in text.splitlines():
+        line = raw.strip() if not logical else raw.lstrip()
+        if not logical and (not line or line[0] in "#!"):
+            continue
+        if line.endswith("\\") and not line.endswith("\\\\"):
+            logical += line[:-1]
+            continue
+        logical += line
+        key, value = _split_property(logical)
+        if key:
+            values[key] = value
+        logical = ""
+    if logical:
+        key, value = _split_property(logical)
+        if key:
+            values[key] = value
+    return values
+
+
+def _split_property(line: str) -> tuple[str, str]:
+    separators = [i for i in (line.find("="), line.find(":")) if i >= 0]
+    if not separators:
+        return line.strip(), ""
+    cut = min(separators)
+    return line[:cut].strip(), line[cut + 1 :].strip()
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    return parse_properties(Path(path).read_text(encoding="utf-8"))
+
+
+def address(properties: dict[str, str], key: str) -> str:
+    """One of the three listening addresses, TorchServe's default when the file does not set it."""
+    return properties.get(key) or DEFAULT_ADDRESSES[key]
+
+
+def count_ready(description: Any) -> int:
+    """READY workers in a management API model description (``GET /models/NAME[/VERSION]``, a list of versions).
+
+    Raises ValueError for anything that is not a model description."""
+    if not isinstance(description, list):
+        raise ValueError(f"a model description is a JSON array, got {type(description).__name__}")
+    ready = 0
+    for entry in description:
+        workers = entry.get("workers", []) if isinstance(entry, dict) else None
+        if not isinstance(workers, list):
+            raise ValueError("a model description entry has no list of workers")
+        ready += sum(1 for worker in workers if isinstance(worker, dict) and worker.get("status") == "READY")
+    return ready
+
+
+def error_fields(body: bytes | str) -> tuple[str | None, str | None]:
+    """(type, message) of a TorchServe error body ``{"code", "type", "message"}``; (None, None) when it is not one."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("message"), str):
+        return None, None
+    kind = parsed.get("type")
+    return (kind if isinstance(kind, str) else None), parsed["message"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nertools.torchserve", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    get = commands.add_parser("get", help="print one property's value (the address keys have TorchServe's defaults)")
+    get.add_argument("key")
+    get.add_argument("--config", type=Path, default=Path("config.properties"), help="default: ./config.properties")
+    get.add_argument("--default", default=None, help="printed when the file does not set the key")
+    args = parser.parse_args(argv)
+    try:
+        properties = read_properties(args.config)
+    except OSError as err:
+        print(f"error: cannot read {args.config}: {err.strerror}", file=sys.stderr)
+        return 2
+    value = properties.get(args.key) or args.default or DEFAULT_ADDRESSES.get(args.key)
+    if value is None:
+        print(f"error: {args.config} does not set {args.key}", file=sys.stderr)
+        return 1
+    print(value)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
