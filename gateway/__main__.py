@@ -9,7 +9,8 @@ import argparse
 import sys
 from typing import Any
 
-from gateway.settings import GatewaySettings, SettingsError, is_loopback, load_settings
+from gateway.net import is_loopback
+from gateway.settings import GatewaySettings, SettingsError, load_settings
 
 WS_PING_INTERVAL_S = 20.0
 # On SIGTERM, REST requests in flight get this long to finish. Streams do not: uvicorn closes open WebSockets at
@@ -73,13 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
-    """uvicorn's settings for the gateway (also used by the tests that run it under a real uvicorn).
-
-    A WebSocket whose every slot is busy is not read (backpressure), and uvicorn stops reading TCP while the app
-    has not taken the messages it already read, so the client's pongs wait behind them: the ping timeout must
-    outlast the longest a slot can stay busy, one message's whole retry budget, or a healthy client waiting for
-    slow replies would be dropped with 1011. A dead peer is still found, later.
-    """
+    """uvicorn's settings for the gateway (also used by the tests that run it under a real uvicorn)."""
     return {
         "host": settings.host,
         "port": settings.port,
@@ -88,6 +83,9 @@ def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
         "ws_max_size": settings.max_message_bytes,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
         "ws_ping_interval": WS_PING_INTERVAL_S,
+        # A WebSocket whose every slot is busy is not read (backpressure), so the client's pongs wait behind its
+        # messages: the timeout outlasts one message's whole retry budget, or a healthy client waiting for slow
+        # replies would be dropped with 1011. A dead peer is still found, later.
         "ws_ping_timeout": settings.longest_request_s() + WS_PING_INTERVAL_S,
     }
 

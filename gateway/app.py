@@ -1,7 +1,8 @@
 """The ASGI app: routes, lifespan (the pooled TorchServe client) and the one mapping of errors to responses.
 
-``create_app(settings)`` builds everything from a validated GatewaySettings; tests pass an httpx transport that
-stands in for TorchServe. Endpoints (docs/GATEWAY.md has examples):
+``create_app(settings)`` builds everything from a validated GatewaySettings; tests pass an httpx2 transport that
+stands in for TorchServe. Routes are module-level and read the app's state only through ``services_of``.
+Endpoints (docs/GATEWAY.md has examples):
 
   GET  /                the demo page                      GET  /health   liveness, always 200
   GET  /ready           200 when the model has a READY worker in TorchServe, else 503
@@ -21,8 +22,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx2 as httpx
-from fastapi import Depends, FastAPI, Query, Request, WebSocket
+import httpx2
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -30,15 +31,16 @@ from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.auth import ApiKeys, Authenticator, LoopbackHostOnly
-from gateway.errors import GatewayError, bad_request, error_type, too_large
+from gateway.errors import GatewayError, bad_request, too_large
 from gateway.labels import LabelRegistry
 from gateway.logs import KEY_ID_SCOPE, AccessLogMiddleware
-from gateway.schemas import NerRequest, check_length, parse_json, parse_request
-from gateway.services import Services
+from gateway.schemas import PredictBody, ensure_text_fits, parse_json, validate_predict_body
+from gateway.services import DemoPage, Services, services_of
 from gateway.settings import GatewaySettings
 from gateway.streaming import document_events, plan_chunks
 from gateway.upstream import TorchServeClient
 from gateway.websocket import serve_entities
+from nerserve.protocol import RESPONSE_HEADERS, error_body
 
 logger = logging.getLogger("gateway")
 
@@ -47,7 +49,7 @@ SSE_PING_S = 15  # a comment line keeps proxies from closing a quiet stream
 SSE_SEND_TIMEOUT_S = 30  # a client that stops reading for this long is dropped
 
 
-def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+def create_app(settings: GatewaySettings, transport: httpx2.AsyncBaseTransport | None = None) -> FastAPI:
     """The gateway app; raises SettingsError when the label source in the settings cannot be read."""
     auth = Authenticator(
         None
@@ -55,22 +57,13 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
         else ApiKeys({key_id: secret.get_secret_value() for key_id, secret in settings.keys.items()})
     )
     labels = LabelRegistry.from_settings(settings)
-    page, page_policy = demo_page()
+    page = demo_page()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = TorchServeClient(settings, transport)
-        app.state.services = Services(settings, client, auth, labels)
-        if auth.enabled:
-            logger.info("authentication on: %d API key(s), ids %s", len(auth.keys.key_ids), auth.keys.key_ids)
-        else:
-            logger.warning(
-                "AUTHENTICATION IS DISABLED (NER_GATEWAY_AUTH_DISABLED=1): anyone who can reach "
-                "%s:%d can use the model",
-                settings.host,
-                settings.port,
-            )
-        logger.info("forwarding to %s/predictions/%s", settings.inference_url, settings.model_name)
+        app.state.services = Services(settings, client, auth, labels, page)
+        announce(settings, auth)
         try:
             yield
         finally:
@@ -80,9 +73,10 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
         title="NER gateway",
         summary="Real-time API in front of TorchServe",
         lifespan=lifespan,
-        docs_url=None,
+        exception_handlers=EXCEPTION_HANDLERS,
+        docs_url=None,  # the docs UIs load scripts from a CDN
         redoc_url=None,
-    )  # the docs UIs load scripts from a CDN
+    )
     app.add_middleware(AccessLogMiddleware)
     if settings.auth_disabled and not settings.allow_remote_without_auth:
         app.add_middleware(LoopbackHostOnly)
@@ -92,141 +86,214 @@ def create_app(settings: GatewaySettings, transport: httpx.AsyncBaseTransport | 
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
-            expose_headers=["X-NER-Batch-Size", "X-NER-Model-Version"],
+            expose_headers=list(RESPONSE_HEADERS),
         )
-
-    @app.exception_handler(GatewayError)
-    async def gateway_error(request: Request, error: GatewayError) -> JSONResponse:
-        headers = {}
-        if error.status == 401:
-            headers["WWW-Authenticate"] = "Bearer"
-        if error.retryable:
-            headers["Retry-After"] = "1"
-        return JSONResponse(error.to_body(), status_code=error.status, headers=headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        return JSONResponse(bad_request(problems).to_body(), status_code=400)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        body = {"code": error.status_code, "type": error_type(error.status_code), "message": str(error.detail)}
-        return JSONResponse(body, status_code=error.status_code, headers=error.headers)
-
-    def services(request: Request) -> Services:
-        return request.app.state.services
-
-    def caller(request: Request) -> str:
-        key_id = services(request).auth.authenticate(request.headers, request.query_params)
-        request.scope[KEY_ID_SCOPE] = key_id
-        return key_id
-
-    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(
-            page,
-            headers={
-                "Content-Security-Policy": page_policy,
-                "Cache-Control": "no-cache",
-                "X-Content-Type-Options": "nosniff",
-                "Referrer-Policy": "no-referrer",
-            },
-        )
-
-    @app.get("/health", summary="Liveness: 200 while the process runs")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    app.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)  # for probes that use HEAD
-
-    @app.get("/ready", summary="Readiness: 200 when TorchServe has a READY worker for the model, else 503")
-    async def ready(request: Request) -> JSONResponse:
-        count, reason = await services(request).client.ready_workers()
-        body: dict[str, Any] = {
-            "status": "ready" if count else "not ready",
-            "model": settings.model_name,
-            "ready_workers": count,
-        }
-        if reason:
-            body["reason"] = reason
-        return JSONResponse(body, status_code=200 if count else 503)
-
-    authenticated = [Depends(caller)]
-
-    @app.get("/v1/labels", summary="Entity labels of the served model", dependencies=authenticated)
-    async def get_labels(request: Request) -> dict[str, Any]:
-        return services(request).labels.snapshot()
-
-    @app.post(
-        "/v1/entities",
-        summary="TorchServe's POST /predictions/<model>, passed through",
-        openapi_extra=_request_body_doc(),
-        dependencies=authenticated,
-    )
-    async def entities(request: Request) -> Response:
-        body = await read_body(request, settings.max_message_bytes)
-        prediction = await services(request).client.predict(body, request.headers.get("content-type"))
-        return Response(prediction.content, media_type="application/json", headers=prediction.headers)
-
-    @app.post(
-        "/v1/stream",
-        summary="Server-Sent Events for a document, in document order",
-        openapi_extra=_request_body_doc(),
-        dependencies=authenticated,
-    )
-    async def stream_post(request: Request) -> Response:
-        body = await read_body(request, settings.max_message_bytes)
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type == "text/plain":
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise GatewayError(400, f"the body is not valid UTF-8 (byte {err.start})") from None
-            check_length(text, settings.max_text_chars)
-            ner_request = NerRequest(text=text)
-        elif content_type in ("application/json", ""):
-            ner_request = parse_request(parse_json(body), NerRequest, settings.max_text_chars)
-        else:
-            raise GatewayError(415, f"send application/json or text/plain, not {content_type!r}")
-        return await event_stream(request, ner_request)
-
-    @app.get(
-        "/v1/stream",
-        summary="Server-Sent Events for a short text given in the URL (for EventSource)",
-        dependencies=authenticated,
-    )
-    async def stream_get(
-        request: Request, text: str = Query(...), aggregation: str | None = None, format: str | None = None
-    ) -> Response:
-        fields = {"text": text, "aggregation": aggregation, "format": format}
-        ner_request = parse_request(
-            {k: v for k, v in fields.items() if v is not None}, NerRequest, settings.max_text_chars
-        )
-        return await event_stream(request, ner_request)
-
-    async def event_stream(request: Request, ner_request: NerRequest) -> Response:
-        svc = services(request)
-        chunks = await plan_chunks(ner_request.text, settings.stream_chunk_chars)
-        first_chunk = resume_from(request)
-        if first_chunk and first_chunk >= len(chunks):
-            # EventSource reconnects whenever a stream ends; 204 is the one answer that stops it (the stream was
-            # complete: the Last-Event-ID it sends is the last chunk's).
-            return Response(status_code=204)
-
-        async def predict(payload: dict[str, Any]) -> dict[str, Any]:
-            body = await svc.client.predict_json(payload)
-            svc.labels.observe(body)
-            return body
-
-        events = document_events(predict, ner_request, chunks, settings.stream_concurrency, first_chunk)
-        return EventSourceResponse(events, ping=SSE_PING_S, send_timeout=SSE_SEND_TIMEOUT_S)
-
-    @app.websocket("/ws/entities")
-    async def websocket_entities(websocket: WebSocket) -> None:
-        await serve_entities(websocket, websocket.app.state.services)
-
+    app.include_router(router)
     return app
+
+
+def announce(settings: GatewaySettings, auth: Authenticator) -> None:
+    """Log at start-up who may use the gateway and where it forwards to (key ids only, never secrets)."""
+    if auth.keys is not None:
+        logger.info("authentication on: %d API key(s), ids %s", len(auth.keys.key_ids), auth.keys.key_ids)
+    else:
+        logger.warning(
+            "AUTHENTICATION IS DISABLED (NER_GATEWAY_AUTH_DISABLED=1): anyone who can reach %s:%d can use the model",
+            settings.host,
+            settings.port,
+        )
+    logger.info("forwarding to %s/predictions/%s", settings.inference_url, settings.model_name)
+
+
+# --- errors -----------------------------------------------------------------------------------------------------
+
+
+async def gateway_error_response(request: Request, error: GatewayError) -> JSONResponse:
+    headers = {}
+    if error.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if error.retryable:
+        headers["Retry-After"] = "1"
+    return JSONResponse(error.to_body(), status_code=error.status, headers=headers)
+
+
+async def invalid_request_response(request: Request, error: RequestValidationError) -> JSONResponse:
+    # FastAPI's own parameter validation (GET /v1/stream without text): its wording, in the error shape.
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+    return JSONResponse(bad_request(problems).to_body(), status_code=400)
+
+
+async def http_error_response(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    body = error_body(error.status_code, str(error.detail))
+    return JSONResponse(body, status_code=error.status_code, headers=error.headers)
+
+
+EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
+    GatewayError: gateway_error_response,
+    RequestValidationError: invalid_request_response,
+    StarletteHTTPException: http_error_response,
+}
+
+
+# --- routes -----------------------------------------------------------------------------------------------------
+
+
+def authenticate(request: Request) -> str:
+    """The caller's key id (a dependency of every route that needs a key); recorded for the access log."""
+    key_id = services_of(request).auth.authenticate(request.headers, request.query_params)
+    request.scope[KEY_ID_SCOPE] = key_id
+    return key_id
+
+
+AUTHENTICATED = [Depends(authenticate)]
+router = APIRouter()
+
+
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+async def index(request: Request) -> HTMLResponse:
+    page = services_of(request).page
+    return HTMLResponse(
+        page.html,
+        headers={
+            "Content-Security-Policy": page.policy,
+            "Cache-Control": "no-cache",
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
+
+
+@router.get("/health", summary="Liveness: 200 while the process runs")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)  # for probes that use HEAD
+
+
+@router.get("/ready", summary="Readiness: 200 when TorchServe has a READY worker for the model, else 503")
+async def ready(request: Request) -> JSONResponse:
+    services = services_of(request)
+    count, reason = await services.client.ready_workers()
+    body: dict[str, Any] = {
+        "status": "ready" if count else "not ready",
+        "model": services.settings.model_name,
+        "ready_workers": count,
+    }
+    if reason:
+        body["reason"] = reason
+    return JSONResponse(body, status_code=200 if count else 503)
+
+
+@router.get("/v1/labels", summary="Entity labels of the served model", dependencies=AUTHENTICATED)
+async def get_labels(request: Request) -> dict[str, Any]:
+    return services_of(request).labels.snapshot()
+
+
+def _request_body_doc() -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": inline_definitions(PredictBody.model_json_schema())},
+                "text/plain": {"schema": {"type": "string"}},
+            },
+        }
+    }
+
+
+def inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema with its ``$defs`` references replaced by the definitions: the enums' ``#/$defs/...`` would
+    not resolve inside the OpenAPI document."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            reference = node.get("$ref", "")
+            if reference.startswith("#/$defs/"):
+                return resolve(definitions[reference.removeprefix("#/$defs/")])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+@router.post(
+    "/v1/entities",
+    summary="TorchServe's POST /predictions/<model>, passed through",
+    openapi_extra=_request_body_doc(),
+    dependencies=AUTHENTICATED,
+)
+async def entities(request: Request) -> Response:
+    services = services_of(request)
+    body = await read_body(request, services.settings.max_message_bytes)
+    prediction = await services.client.predict(body, request.headers.get("content-type"))
+    return Response(prediction.content, media_type="application/json", headers=prediction.headers)
+
+
+@router.post(
+    "/v1/stream",
+    summary="Server-Sent Events for a document, in document order",
+    openapi_extra=_request_body_doc(),
+    dependencies=AUTHENTICATED,
+)
+async def stream_post(request: Request) -> Response:
+    settings = services_of(request).settings
+    body = await read_body(request, settings.max_message_bytes)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "text/plain":
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise GatewayError(400, f"the body is not valid UTF-8 (byte {err.start})") from None
+        ensure_text_fits(text, settings.max_text_chars)
+        predict_body = PredictBody(text=text)
+    elif content_type in ("application/json", ""):
+        predict_body = validate_predict_body(parse_json(body), PredictBody, settings.max_text_chars)
+    else:
+        raise GatewayError(415, f"send application/json or text/plain, not {content_type!r}")
+    return await event_stream(request, predict_body)
+
+
+@router.get(
+    "/v1/stream",
+    summary="Server-Sent Events for a short text given in the URL (for EventSource)",
+    dependencies=AUTHENTICATED,
+)
+async def stream_get(
+    request: Request, text: str = Query(...), aggregation: str | None = None, format: str | None = None
+) -> Response:
+    fields = {"text": text, "aggregation": aggregation, "format": format}
+    predict_body = validate_predict_body(
+        {k: v for k, v in fields.items() if v is not None}, PredictBody, services_of(request).settings.max_text_chars
+    )
+    return await event_stream(request, predict_body)
+
+
+@router.websocket("/ws/entities")
+async def websocket_entities(websocket: WebSocket) -> None:
+    await serve_entities(websocket, services_of(websocket))
+
+
+async def event_stream(request: Request, predict_body: PredictBody) -> Response:
+    services = services_of(request)
+    chunks = await plan_chunks(predict_body.text, services.settings.stream_chunk_chars)
+    first_chunk = resume_from(request)
+    if first_chunk and first_chunk >= len(chunks):
+        # EventSource reconnects whenever a stream ends; 204 is the one answer that stops it (the stream was
+        # complete: the Last-Event-ID it sends is the last chunk's).
+        return Response(status_code=204)
+
+    async def predict(payload: dict[str, Any]) -> dict[str, Any]:
+        body = await services.client.predict_json(payload)
+        services.labels.observe(body)
+        return body
+
+    events = document_events(predict, predict_body, chunks, services.settings.stream_concurrency, first_chunk)
+    return EventSourceResponse(events, ping=SSE_PING_S, send_timeout=SSE_SEND_TIMEOUT_S)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -249,7 +316,7 @@ def resume_from(request: Request) -> int:
     return int(last) + 1 if last.isdigit() and len(last) < 9 else 0
 
 
-def demo_page() -> tuple[str, str]:
+def demo_page() -> DemoPage:
     """The page and a Content-Security-Policy that allows exactly its inline script and style, nothing remote."""
     html = PAGE.read_text(encoding="utf-8")
 
@@ -263,16 +330,4 @@ def demo_page() -> tuple[str, str]:
         f"default-src 'none'; script-src {hashes('script')}; style-src {hashes('style')}; "
         "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     )
-    return html, policy
-
-
-def _request_body_doc() -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": NerRequest.model_json_schema()},
-                "text/plain": {"schema": {"type": "string"}},
-            },
-        }
-    }
+    return DemoPage(html, policy)

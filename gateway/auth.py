@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.errors import unauthorized
-from gateway.settings import is_loopback
+from gateway.net import loopback_host
+from nerserve.protocol import error_body
 
 APP_SUBPROTOCOL = "ner.v1"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
@@ -95,15 +98,6 @@ def find_token(headers: Mapping[str, str], query: Mapping[str, str], subprotocol
     return query.get(TOKEN_QUERY_PARAMETER)
 
 
-def loopback_host(host_header: str) -> bool:
-    """Whether an HTTP Host header names this machine by a loopback name (127.0.0.1, localhost, [::1]), any port."""
-    try:
-        host = urlsplit(f"//{host_header.strip()}").hostname  # the same parser as the WebSocket Origin check
-    except ValueError:  # an unbalanced IPv6 bracket
-        return False
-    return host is not None and is_loopback(host)
-
-
 class LoopbackHostOnly:
     """Pure ASGI: with authentication off, HTTP requests must name a loopback host.
 
@@ -112,17 +106,18 @@ class LoopbackHostOnly:
     without keys to programs on this machine. WebSockets are guarded by their Origin check instead.
     """
 
-    def __init__(self, app) -> None:
+    REFUSAL = json.dumps(
+        error_body(403, "authentication is off, so only 127.0.0.1, localhost and [::1] are served")
+    ).encode()
+
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
             if not loopback_host(host):
-                body = (
-                    b'{"code": 403, "type": "Forbidden", "message": "authentication is off, so only '
-                    b'127.0.0.1, localhost and [::1] are served"}'
-                )
+                body = self.REFUSAL
                 await send(
                     {
                         "type": "http.response.start",

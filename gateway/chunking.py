@@ -47,10 +47,10 @@ def split_document(text: str, max_chars: int) -> list[Chunk]:
 
 def _pack(text: str, start: int, end: int, max_chars: int, level: int) -> list[tuple[int, int]]:
     """Units of ``text[start:end]`` at ``level``, merged greedily up to ``max_chars``; oversized units go deeper."""
-    if end - start <= max_chars or level == len(LEVELS):
+    if end - start <= max_chars or level == len(SPLITTERS_COARSE_TO_FINE):
         return [(start, end)]
-    cuts = [cut for cut in LEVELS[level](text, start, end) if start < cut < end]
-    units = zip([start, *cuts], [*cuts, end])
+    cuts = [cut for cut in SPLITTERS_COARSE_TO_FINE[level](text, start, end) if start < cut < end]
+    units = zip([start, *cuts], [*cuts, end], strict=True)
     spans: list[tuple[int, int]] = []
     current: tuple[int, int] | None = None
     for unit_start, unit_end in units:
@@ -96,4 +96,4 @@ def _word_cuts(text: str, start: int, end: int) -> Iterator[int]:
     return (match.end() for match in WHITESPACE.finditer(text, start, end))
 
 
-LEVELS: list[Callable[[str, int, int], Iterator[int]]] = [_paragraph_cuts, _sentence_cuts, _word_cuts]
+SPLITTERS_COARSE_TO_FINE: list[Callable[[str, int, int], Iterator[int]]] = [_paragraph_cuts, _sentence_cuts, _word_cuts]

@@ -1,23 +1,22 @@
 """The entity labels of the served model, for the demo page's legend (``GET /v1/labels``).
 
 TorchServe does not expose a model's labels, so they come from, in order: the ``labels`` setting; the checkpoint
-directory in ``model_dir`` (``config.json``'s ``id2label``, or ``labels_file.txt`` of the classic layout; what
+directory in ``model_dir``, read as the model reads it (``nerserve.checkpoint.read_labels``: either layout; what
 ``scripts/gateway.sh`` points at by default); and labels seen in predictions that went through the gateway,
 appended as they appear. The page gives a colour to any label, listed or not.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from gateway.settings import GatewaySettings, SettingsError
+from nerserve.checkpoint import CheckpointError, read_labels
+from nerserve.protocol import OTHER_SEGMENT, OUTSIDE
 
 TAG_PREFIXES = ("B-", "I-", "E-", "S-", "L-", "U-")  # IOB2, BIOES and BILOU tags
-OUTSIDE = "O"
-OTHER_SEGMENT = "other"
 MAX_OBSERVED = 256  # a misbehaving model cannot grow the registry without bound
 
 
@@ -32,20 +31,13 @@ def entity_types(tags: Iterable[str]) -> list[str]:
 
 
 def checkpoint_labels(model_dir: Path) -> list[str]:
-    """Entity types of a checkpoint directory in either layout the project serves (see README.md)."""
-    config = model_dir / "config.json"
-    labels_file = model_dir / "labels_file.txt"
-    if config.is_file():
-        try:
-            id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label")
-        except (OSError, ValueError) as err:
-            raise SettingsError(f"NER_GATEWAY_MODEL_DIR: cannot read {config}: {err}") from None
-        if not isinstance(id2label, dict) or not id2label:
-            raise SettingsError(f"NER_GATEWAY_MODEL_DIR: {config} has no id2label")
-        return entity_types(str(label) for _, label in sorted(id2label.items(), key=lambda item: int(item[0])))
-    if labels_file.is_file():
-        return entity_types(line.strip() for line in labels_file.read_text(encoding="utf-8").splitlines())
-    raise SettingsError(f"NER_GATEWAY_MODEL_DIR: {model_dir} has neither config.json nor labels_file.txt")
+    """Entity types of a checkpoint directory in either layout the project serves, in class-id order."""
+    try:
+        return entity_types(read_labels(model_dir))
+    except CheckpointError as err:
+        # Some messages name the directory, others only the file in it.
+        where = "" if str(model_dir) in str(err) else f"{model_dir}/"
+        raise SettingsError(f"NER_GATEWAY_MODEL_DIR: {where}{err}") from None
 
 
 class LabelRegistry:

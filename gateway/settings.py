@@ -8,7 +8,6 @@ with a message naming the setting: authentication on without keys, authenticatio
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -18,6 +17,10 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from gateway.errors import format_validation_errors
+from gateway.net import is_loopback
+from nerserve.protocol import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TEXT_CHARS
 
 ENV_PREFIX = "NER_GATEWAY_"
 CONFIG_FILE_VARIABLE = ENV_PREFIX + "CONFIG_FILE"
@@ -51,8 +54,8 @@ class GatewaySettings(BaseSettings):
     api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
     api_keys_file: Path | None = None
     # Limits
-    max_message_bytes: int = Field(1_300_000, ge=1024)
-    max_text_chars: int = Field(100_000, ge=1)
+    max_message_bytes: int = Field(DEFAULT_MAX_REQUEST_BYTES, ge=1024)
+    max_text_chars: int = Field(DEFAULT_MAX_TEXT_CHARS, ge=1)
     max_in_flight_per_connection: int = Field(8, ge=1, le=1024)
     upstream_concurrency: int = Field(64, ge=1, le=4096)
     upstream_timeout_s: float = Field(60.0, gt=0)
@@ -199,15 +202,6 @@ def read_keys_file(path: Path) -> dict[str, SecretStr]:
     return parse_key_entries(lines, str(path))
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name other than localhost may resolve anywhere
-
-
 def load_settings(**overrides: Any) -> GatewaySettings:
     """Settings from the environment and the optional config file; raises SettingsError with readable lines."""
     environ = os.environ
@@ -223,17 +217,13 @@ def load_settings(**overrides: Any) -> GatewaySettings:
     if config_file and not Path(config_file).is_file():
         raise SettingsError(f"{CONFIG_FILE_VARIABLE}: {config_file} is not a file")
     try:
-        return GatewaySettings(_env_file=config_file or None, **overrides)
+        # _env_file is BaseSettings' own keyword, which mypy's view of the generated __init__ does not show.
+        return GatewaySettings(_env_file=config_file or None, **overrides)  # type: ignore[call-arg]
     except ValidationError as err:
-        raise SettingsError(describe(err)) from None
+        lines = format_validation_errors(err, variable_name)
+        raise SettingsError("invalid gateway configuration:\n  " + "\n  ".join(lines)) from None
 
 
-def describe(error: ValidationError) -> str:
-    """One line per problem, naming the environment variable; input values are left out (they may be secrets)."""
-    lines = []
-    for problem in error.errors(include_input=False, include_url=False):
-        location = ".".join(str(part) for part in problem["loc"])
-        name = ENV_PREFIX + location.upper() if location else "settings"
-        message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"{name}: {message}")
-    return "invalid gateway configuration:\n  " + "\n  ".join(lines)
+def variable_name(location: str) -> str:
+    """The environment variable of a settings field (``port`` -> ``NER_GATEWAY_PORT``); "settings" for the whole."""
+    return ENV_PREFIX + location.upper() if location else "settings"

@@ -19,14 +19,14 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from sse_starlette import ServerSentEvent
 
 from gateway.chunking import Chunk, split_document
 from gateway.errors import GatewayError
-from gateway.schemas import NerRequest, rebase
+from gateway.schemas import PredictBody
 
 logger = logging.getLogger("gateway.stream")
 
@@ -37,9 +37,9 @@ Result = TypeVar("Result")
 
 async def in_order(
     items: Sequence[Item], work: Callable[[Item], Awaitable[Result]], window: int
-) -> AsyncIterator[tuple[Item, Result | GatewayError]]:
+) -> AsyncGenerator[tuple[Item, Result | GatewayError], None]:
     """(item, result or GatewayError) in the order of ``items``, with at most ``window`` calls of ``work`` running."""
-    pending: deque[tuple[Item, asyncio.Task]] = deque()
+    pending: deque[tuple[Item, asyncio.Future[Result]]] = deque()
     upcoming = iter(items)
 
     def start_next() -> None:
@@ -49,7 +49,7 @@ async def in_order(
 
     for _ in range(window):
         start_next()
-    current: asyncio.Task | None = None
+    current: asyncio.Future[Result] | None = None
     try:
         while pending:
             item, current = pending.popleft()
@@ -75,7 +75,7 @@ async def plan_chunks(document: str, chunk_chars: int) -> list[Chunk]:
 
 async def document_events(
     predict: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
-    request: NerRequest,
+    request: PredictBody,
     chunks: Sequence[Chunk],
     window: int,
     first_chunk: int = 0,
@@ -105,6 +105,20 @@ async def document_events(
                 id=str(chunk.index),
             )
     yield ServerSentEvent(DONE)
+
+
+def rebase(body: dict[str, Any], offset: int) -> dict[str, Any]:
+    """A TorchServe answer for a chunk with every ``start``/``end`` moved by the chunk's offset in the document."""
+    rebased: dict[str, Any] = {}
+    for key in ("entities", "segments"):
+        if key in body:
+            items = body[key]
+            if not isinstance(items, list):
+                raise GatewayError(502, f"TorchServe answered a non-list '{key}'")
+            rebased[key] = [{**item, "start": item["start"] + offset, "end": item["end"] + offset} for item in items]
+    if not rebased:
+        raise GatewayError(502, "TorchServe's answer has neither 'entities' nor 'segments'")
+    return rebased
 
 
 def _json(value: Any) -> str:

@@ -18,10 +18,12 @@ import random
 import time
 from typing import Any
 
-import httpx2 as httpx
+import httpx2
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, Unavailable
 from gateway.settings import GatewaySettings
+from nerserve.protocol import RESPONSE_HEADERS
+from nertools.torchserve import count_ready, error_fields
 
 logger = logging.getLogger("gateway.upstream")
 
@@ -31,18 +33,23 @@ logger = logging.getLogger("gateway.upstream")
 # timeout (60 s) has already answered 504, so a 500 within the timeout is a worker death.
 RETRY_STATUSES = frozenset({500, 503, 507})
 # Failures before or while talking to TorchServe that a later attempt can fix. Read timeouts are not here.
-RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
-PASSTHROUGH_HEADERS = ("x-ner-batch-size", "x-ner-model-version")
+RETRY_ERRORS = (
+    httpx2.ConnectError,
+    httpx2.ConnectTimeout,
+    httpx2.ReadError,
+    httpx2.WriteError,
+    httpx2.RemoteProtocolError,
+)
+PASSTHROUGH_HEADERS = tuple(name.lower() for name in RESPONSE_HEADERS)
 DESCRIBE_TIMEOUT_S = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-    """TorchServe's 2xx answer as it came: the JSON bytes, the headers worth passing on, and how many tries."""
+    """TorchServe's 2xx answer as it came: the JSON bytes and the headers worth passing on."""
 
     content: bytes
     headers: dict[str, str]
-    attempts: int
 
     def json(self) -> dict[str, Any]:
         try:
@@ -57,15 +64,15 @@ class Prediction:
 class TorchServeClient:
     """Predictions and readiness of one model; create in the app's lifespan, ``aclose()`` at shutdown."""
 
-    def __init__(self, settings: GatewaySettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, settings: GatewaySettings, transport: httpx2.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
-        timeout = httpx.Timeout(settings.upstream_timeout_s, connect=min(5.0, settings.upstream_timeout_s))
-        limits = httpx.Limits(
+        timeout = httpx2.Timeout(settings.upstream_timeout_s, connect=min(5.0, settings.upstream_timeout_s))
+        limits = httpx2.Limits(
             max_connections=settings.upstream_concurrency + 4, max_keepalive_connections=settings.upstream_concurrency
         )
         # trust_env=False: TorchServe is reached directly; an HTTP(S)_PROXY meant for the outside world must not
         # capture loopback traffic.
-        self._client = httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=False)
+        self._client = httpx2.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=False)
         # Bounds requests in flight to TorchServe across all clients (its job queue answers 503 when full).
         self._slots = asyncio.Semaphore(settings.upstream_concurrency)
         self._predict_url = f"{settings.inference_url}/predictions/{settings.model_name}"
@@ -83,19 +90,19 @@ class TorchServeClient:
         attempt = 0
         while True:
             attempt += 1
-            failure = await self._attempt(content, headers, attempt, deadline)
-            if isinstance(failure, Prediction):
-                return failure
+            try:
+                prediction = await self._attempt(content, headers, deadline)
+            except Unavailable as unavailable:
+                failure = unavailable
+            else:
+                if attempt > 1:
+                    logger.info("TorchServe served a request after %d attempts", attempt)
+                return prediction
             delay = self._backoff(attempt)
             if time.monotonic() + delay > deadline:
                 if attempt > 1:
                     spent = time.monotonic() - started
-                    failure = GatewayError(
-                        failure.status,
-                        f"{failure.message} (gave up after {attempt} attempts in {spent:.1f} s)",
-                        failure.kind,
-                        retryable=True,
-                    )
+                    failure = Unavailable(f"{failure.message} (gave up after {attempt} attempts in {spent:.1f} s)")
                 logger.warning("prediction failed: %s", failure.message)
                 raise failure
             logger.info(
@@ -111,46 +118,42 @@ class TorchServeClient:
         prediction = await self.predict(content, "application/json")
         return prediction.json()
 
-    async def _attempt(
-        self, content: bytes, headers: dict[str, str], attempt: int, deadline: float
-    ) -> Prediction | GatewayError:
-        """One try: a Prediction, or a retryable GatewayError; raises a GatewayError that must not be retried.
+    async def _attempt(self, content: bytes, headers: dict[str, str], deadline: float) -> Prediction:
+        """One try: a Prediction; raises Unavailable when another try may succeed, another GatewayError when not.
 
         Waiting for one of the ``upstream_concurrency`` slots counts against the retry deadline, so a stalled
         TorchServe cannot make requests queue in the gateway for ever."""
         timeout = self.settings.upstream_timeout_s
         if not await self._acquire_slot(deadline):
-            return GatewayError(
-                503,
+            raise Unavailable(
                 f"TorchServe is busy: the gateway's {self.settings.upstream_concurrency} "
-                f"requests in flight to it did not finish before the retry deadline",
-                retryable=True,
+                f"requests in flight to it did not finish before the retry deadline"
             )
         try:
-            # Enforced here as well as by httpx, so it holds whatever the transport does.
+            # Enforced here as well as by httpx2, so it holds whatever the transport does.
             async with asyncio.timeout(timeout):
                 response = await self._client.post(self._predict_url, content=content, headers=headers)
         except TimeoutError:
             raise GatewayError(504, f"TorchServe did not answer within {timeout:g} s") from None
-        except httpx.TimeoutException as err:
-            if isinstance(err, httpx.ConnectTimeout):
-                return GatewayError(503, "TorchServe is unreachable (connect timeout)", retryable=True)
+        except httpx2.TimeoutException as err:
+            if isinstance(err, httpx2.ConnectTimeout):
+                raise Unavailable("TorchServe is unreachable (connect timeout)") from None
             raise GatewayError(504, f"TorchServe did not answer within {timeout:g} s") from None
         except RETRY_ERRORS as err:
-            return GatewayError(503, f"TorchServe is unreachable ({type(err).__name__})", retryable=True)
-        except httpx.HTTPError as err:
+            raise Unavailable(f"TorchServe is unreachable ({type(err).__name__})") from None
+        except httpx2.HTTPError as err:
             raise GatewayError(502, f"request to TorchServe failed ({type(err).__name__})") from None
         finally:
             self._slots.release()
         status = response.status_code
         if status < 300:
             passed = {name: response.headers[name] for name in PASSTHROUGH_HEADERS if name in response.headers}
-            return Prediction(response.content, passed, attempt)
-        kind, message = upstream_error(response)
+            return Prediction(response.content, passed)
+        type_name, message = upstream_error(response)
         if status in RETRY_STATUSES:
-            return GatewayError(503, f"TorchServe answered {status}: {message}", retryable=True)
+            raise Unavailable(f"TorchServe answered {status}: {message}")
         if 400 <= status < 500:
-            raise GatewayError(status, message, kind)
+            raise GatewayError(status, message, type_name)
         raise GatewayError(502, f"TorchServe answered {status}: {message}")
 
     async def _acquire_slot(self, deadline: float) -> bool:
@@ -167,36 +170,29 @@ class TorchServeClient:
 
     def _backoff(self, attempt: int) -> float:
         """Exponential with "equal jitter": half the step fixed, half random, so clients spread out but wait."""
-        step = min(self.settings.retry_backoff_max_s, self.settings.retry_backoff_initial_s * 2 ** (attempt - 1))
+        step = min(self.settings.retry_backoff_max_s, self.settings.retry_backoff_initial_s * 2.0 ** (attempt - 1))
         return step / 2 + self._random.uniform(0, step / 2)
 
     async def ready_workers(self) -> tuple[int, str]:
         """(READY workers of the model, a reason when there are none) from TorchServe's management API."""
         try:
             response = await self._client.get(self._describe_url, timeout=DESCRIBE_TIMEOUT_S)
-        except httpx.HTTPError as err:
+        except httpx2.HTTPError as err:
             return 0, f"management API unreachable ({type(err).__name__})"
         if response.status_code != 200:
             return 0, f"management API answered {response.status_code}: {upstream_error(response)[1]}"
         try:
-            described = response.json()
-            ready = sum(
-                1 for entry in described for worker in entry.get("workers", []) if worker.get("status") == "READY"
-            )
-        except (ValueError, TypeError, AttributeError):
+            ready = count_ready(response.json())
+        except ValueError:  # not JSON, or JSON that is not a model description
             return 0, "management API answered something that is not a model description"
         return ready, "" if ready else "no READY worker"
 
 
-def upstream_error(response: httpx.Response) -> tuple[str | None, str]:
+def upstream_error(response: httpx2.Response) -> tuple[str | None, str]:
     """(type, message) of a TorchServe error answer; its bodies are {"code", "type", "message"} or empty."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        kind = body.get("type") if isinstance(body.get("type"), str) else None
-        return kind, body["message"]
+    type_name, message = error_fields(response.content)
+    if message is not None:
+        return type_name, message
     text = response.text.strip()[:300]
     if not text and response.status_code == 413:
         return None, "the request body is over TorchServe's max_request_size"

@@ -1,19 +1,14 @@
 """``/ws/entities``: many NER requests in flight on one WebSocket, replies correlated by ``id``.
 
-A message is plain text, or a JSON object ``{"id", "text", "aggregation", "format"}`` when its first non-space
-character is ``{``. Each message becomes its own TorchServe request, so the messages of all connections meet in
-TorchServe's dynamic batches. At most ``max_in_flight_per_connection`` run at once per connection: when all
-slots are taken the gateway reads one more frame and holds it (so a client that leaves then is noticed at once,
-not when a slot frees up), then stops reading the socket, and uvicorn stops reading TCP, so a fast sender is
-slowed down instead of filling memory. uvicorn's ping timeout is longer than a slot can stay busy (``__main__``),
-so a connection held back this way is not taken for dead. Replies come in completion order, not sending order; the
-``id`` says which message a reply answers (the message's sequence number on the connection, from 1, when it has
-no ``id``).
-
-Close codes: 1008 failed authentication or a foreign Origin; 1009 a message over ``max_message_bytes``; from
-uvicorn, 1011 keepalive timeout and 1012 shutdown (the replies in flight are lost: clients resend). Any other
-problem with one message is a JSON error reply ``{"id", "error": {"code", "type", "message"}}`` and the
-connection stays open.
+Contract with clients (docs/GATEWAY.md): a message is plain text, or a JSON object ``{"id", "text",
+"aggregation", "format"}`` when its first non-space character is ``{``. Each message becomes its own TorchServe
+request, so the messages of all connections meet in TorchServe's dynamic batches; at most
+``max_in_flight_per_connection`` run at once per connection, and a client sending faster is slowed down by
+backpressure. Replies come in completion order, each carrying its message's ``id`` (the message's sequence number
+on the connection, from 1, when it has none). A problem with one message is an error reply ``{"id", "error":
+{"code", "type", "message"}}`` and the connection stays open. Close codes: 1008 failed authentication or a foreign
+Origin; 1009 a message over ``max_message_bytes``; from uvicorn, 1011 keepalive timeout and 1012 shutdown (the
+replies in flight are lost: clients resend).
 """
 
 from __future__ import annotations
@@ -21,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,9 +24,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.auth import APP_SUBPROTOCOL
 from gateway.errors import CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, GatewayError, bad_request
-from gateway.schemas import MAX_ID_CHARS, NerMessage, NerRequest, check_length, parse_json, parse_request
+from gateway.net import is_loopback
+from gateway.schemas import MAX_ID_CHARS, NerMessage, PredictBody, ensure_text_fits, parse_json, validate_predict_body
 from gateway.services import Services
-from gateway.settings import is_loopback
 
 logger = logging.getLogger("gateway.websocket")
 
@@ -42,18 +37,18 @@ class MessageError(GatewayError):
     """A message that cannot be served, with the id its error reply carries."""
 
     def __init__(self, error: GatewayError, message_id: MessageId) -> None:
-        super().__init__(error.status, error.message, error.kind)
+        super().__init__(error.status, error.message, error.type_name)
         self.message_id = message_id
 
 
-def parse_message(text: str, sequence: int, max_text_chars: int) -> tuple[MessageId, NerRequest]:
+def parse_message(text: str, sequence: int, max_text_chars: int) -> tuple[MessageId, PredictBody]:
     """(reply id, request) of one text frame; raises MessageError."""
     if not text.lstrip().startswith("{"):
         try:
-            check_length(text, max_text_chars)
+            ensure_text_fits(text, max_text_chars)
         except GatewayError as err:
             raise MessageError(err, sequence) from None
-        return sequence, NerRequest(text=text)
+        return sequence, PredictBody(text=text)
     try:
         body = parse_json(text)
     except GatewayError as err:
@@ -66,11 +61,11 @@ def parse_message(text: str, sequence: int, max_text_chars: int) -> tuple[Messag
     ):
         message_id = None  # an invalid id is not echoed
     try:
-        message = parse_request(body, NerMessage, max_text_chars)
+        message = validate_predict_body(body, NerMessage, max_text_chars)
     except GatewayError as err:
         raise MessageError(err, message_id) from None
-    request = NerRequest(text=message.text, aggregation=message.aggregation, format=message.format)
-    return (message.id if "id" in message.model_fields_set else sequence), request
+    # The message is the request: its payload() leaves the id out.
+    return (message.id if "id" in message.model_fields_set else sequence), message
 
 
 def origin_allowed(headers: Mapping[str, str], allowed: list[str], auth_enabled: bool) -> bool:
@@ -104,7 +99,7 @@ class EntitySocket:
         self.key_id = key_id
         self.settings = services.settings
         self._send_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.messages = 0
         self.errors = 0
 
@@ -119,27 +114,27 @@ class EntitySocket:
                     close_code = frame.get("code", 1000)
                     break
                 self.messages += 1
-                text = self._text_of(frame)
-                if text is None:
+                try:
+                    text = self._text_of(frame)
+                    parsed = None if text is None else parse_message(text, self.messages, self.settings.max_text_chars)
+                except MessageError as err:
+                    await self._reply({"id": err.message_id, "error": err.to_body()})
+                    continue
+                if parsed is None:
                     close_code = CLOSE_MESSAGE_TOO_BIG
                     await self.websocket.close(
                         CLOSE_MESSAGE_TOO_BIG, f"message over {self.settings.max_message_bytes} bytes"
                     )
                     break
-                try:
-                    if isinstance(text, GatewayError):
-                        raise MessageError(text, None)
-                    message_id, request = parse_message(text, self.messages, self.settings.max_text_chars)
-                except MessageError as err:
-                    await self._reply({"id": err.message_id, "error": err.to_body()})
-                    continue
+                message_id, request = parsed
+                # Backpressure: with every slot busy this waits, reading at most one more frame; then uvicorn stops
+                # reading TCP and a fast sender is slowed down instead of filling memory. uvicorn's ping timeout
+                # outlasts a busy slot (gateway.__main__.uvicorn_options), so such a connection is not taken for dead.
                 held = await self._acquire(slots)
                 if held is not None and held["type"] == "websocket.disconnect":
                     close_code = held.get("code", 1000)
                     break
-                task = asyncio.create_task(self._answer(message_id, request))
-                self._tasks.add(task)
-                task.add_done_callback(lambda done: (self._tasks.discard(done), slots.release()))
+                self._start(self._answer(message_id, request), slots)
         except WebSocketDisconnect as disconnect:
             close_code = disconnect.code
         finally:
@@ -152,6 +147,17 @@ class EntitySocket:
                 self.messages,
                 self.errors,
             )
+
+    def _start(self, answer: Coroutine[Any, Any, None], slots: asyncio.Semaphore) -> None:
+        """Run ``answer`` as a task holding one slot, released when it ends."""
+        task = asyncio.create_task(answer)
+        self._tasks.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._tasks.discard(finished)
+            slots.release()
+
+        task.add_done_callback(done)
 
     async def _acquire(self, slots: asyncio.Semaphore) -> Mapping[str, Any] | None:
         """Wait for a free slot while still watching the socket, so that a client leaving with every slot busy
@@ -181,9 +187,10 @@ class EntitySocket:
             receive.cancel()
             await asyncio.gather(receive, return_exceptions=True)
             return None
-        if receive.exception() is not None:
+        failure = receive.exception()
+        if failure is not None:
             give_back_slot()
-            raise receive.exception()
+            raise failure
         frame = receive.result()
         if frame["type"] == "websocket.disconnect":
             give_back_slot()
@@ -197,24 +204,26 @@ class EntitySocket:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _text_of(self, frame: Mapping[str, Any]) -> str | GatewayError | None:
-        """The frame's text; None when over the size limit; a GatewayError for a binary frame that is not UTF-8."""
+    def _text_of(self, frame: Mapping[str, Any]) -> str | None:
+        """The frame's text; None when over the size limit; raises MessageError for a binary frame that is not
+        UTF-8 (its reply has no id: the message could not be read)."""
         limit = self.settings.max_message_bytes
-        text = frame.get("text")
+        text: str | None = frame.get("text")
         if text is not None:
             # 4 bytes per character at most: only count bytes when the length is near the limit.
             if len(text) > limit or (4 * len(text) > limit and len(text.encode("utf-8", "surrogatepass")) > limit):
                 return None
             return text
-        data = frame.get("bytes") or b""
+        data: bytes = frame.get("bytes") or b""
         if len(data) > limit:
             return None
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as err:
-            return bad_request(f"a binary message must be UTF-8 text (invalid byte at {err.start})")
+            error = bad_request(f"a binary message must be UTF-8 text (invalid byte at {err.start})")
+            raise MessageError(error, None) from None
 
-    async def _answer(self, message_id: MessageId, request: NerRequest) -> None:
+    async def _answer(self, message_id: MessageId, request: PredictBody) -> None:
         try:
             body = await self.services.client.predict_json(request.payload())
             self.services.labels.observe(body)

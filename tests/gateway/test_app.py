@@ -1,19 +1,20 @@
-"""REST passthrough, health and readiness, labels, the demo page, CORS and what the logs may contain."""
+"""The app's routes: REST passthrough, health and readiness, the demo page, CORS, the error shape, start-up.
+
+Labels, logs and the loopback rules have their own modules: test_labels.py, test_logs.py, test_net.py."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import re
 
 import pytest
 
 from gateway.app import PAGE
-from gateway.auth import loopback_host
-from gateway.logs import RedactFilter
-from tests.gateway.conftest import AUTH, SECRET, TOKEN, fake_entities
+from nerserve.protocol import OTHER_SEGMENT, RESPONSE_HEADERS, Aggregation, OutputFormat
+from tests.support.fake_torchserve import fake_entities
+from tests.support.gateway_harness import AUTH, TOKEN
 
 
 def test_rest_passthrough_keeps_torchserve_schema_and_headers(client, fake):
@@ -89,40 +90,6 @@ def test_health_is_always_200_and_ready_follows_torchserve(client, fake):
     assert client.get("/health").status_code == 200
 
 
-def test_labels_from_settings_checkpoint_and_predictions(make_client, tmp_path):
-    assert make_client(labels=["PER", "ORG"]).get("/v1/labels", headers=AUTH).json() == {
-        "labels": ["PER", "ORG"],
-        "source": "settings",
-    }
-    hf = tmp_path / "hf"
-    hf.mkdir()
-    (hf / "config.json").write_text(
-        json.dumps({"id2label": {"0": "O", "1": "B-PER", "2": "I-PER", "3": "B-LOC", "4": "I-LOC", "10": "B-MISC"}})
-    )
-    assert make_client(model_dir=hf).get("/v1/labels", headers=AUTH).json() == {
-        "labels": ["PER", "LOC", "MISC"],
-        "source": "checkpoint",
-    }
-    classic = tmp_path / "classic"
-    classic.mkdir()
-    (classic / "labels_file.txt").write_text("O\nB-DRUG\nI-DRUG\nB-CITY\nI-CITY\n")
-    assert make_client(model_dir=classic).get("/v1/labels", headers=AUTH).json()["labels"] == ["DRUG", "CITY"]
-    client = make_client()
-    assert client.get("/v1/labels", headers=AUTH).json() == {"labels": [], "source": "observed"}
-    with client.websocket_connect("/ws/entities", headers=dict(AUTH)) as ws:
-        ws.send_text("Hello Rome")
-        ws.receive_json()
-    assert client.get("/v1/labels", headers=AUTH).json()["labels"] == ["PER"]
-    assert client.get("/v1/labels").status_code == 401
-
-
-def test_a_model_dir_without_labels_fails_at_start(make_client, tmp_path):
-    from gateway.settings import SettingsError
-
-    with pytest.raises(SettingsError, match="neither config.json nor labels_file.txt"):
-        make_client(model_dir=tmp_path)
-
-
 def test_demo_page_is_self_contained_with_a_strict_policy(client):
     response = client.get("/")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
@@ -143,8 +110,12 @@ def test_cors_is_off_by_default_and_follows_the_setting(client, make_client):
         "Access-Control-Request-Headers": "authorization,content-type",
     }
     assert "access-control-allow-origin" not in client.options("/v1/entities", headers=preflight).headers
-    allowed = make_client(cors_origins=["https://app.example"]).options("/v1/entities", headers=preflight)
+    cors_client = make_client(cors_origins=["https://app.example"])
+    allowed = cors_client.options("/v1/entities", headers=preflight)
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    # A page of that origin may read the handler's response headers.
+    answer = cors_client.post("/v1/entities", json={"text": "x"}, headers={**AUTH, "Origin": "https://app.example"})
+    assert {h.strip() for h in answer.headers["access-control-expose-headers"].split(",")} == set(RESPONSE_HEADERS)
 
 
 def test_openapi_schema_lists_the_http_endpoints(client):
@@ -153,36 +124,16 @@ def test_openapi_schema_lists_the_http_endpoints(client):
     assert client.head("/health").status_code == 200
 
 
+def test_openapi_request_body_lists_the_options_inline(client):
+    body = client.get("/openapi.json").json()["paths"]["/v1/entities"]["post"]["requestBody"]
+    properties = body["content"]["application/json"]["schema"]["properties"]
+    assert "$ref" not in str(body)  # the OpenAPI document has no $defs for a reference to resolve
+    assert properties["aggregation"]["anyOf"][0]["enum"] == [member.value for member in Aggregation]
+    assert properties["format"]["anyOf"][0]["enum"] == [member.value for member in OutputFormat]
+
+
 def test_unknown_paths_use_the_error_shape(client):
     assert client.get("/nope").json() == {"code": 404, "type": "NotFound", "message": "Not Found"}
-
-
-def test_logs_hold_key_ids_but_no_secrets_and_no_text(make_client, caplog):
-    caplog.set_level(logging.INFO)
-    client = make_client()
-    client.get("/v1/stream", params={"text": "Private Words", "token": TOKEN})
-    client.post("/v1/entities", json={"text": "Private Words"}, headers=AUTH)
-    with client.websocket_connect(f"/ws/entities?token={TOKEN}") as ws:
-        ws.send_text("Private Words")
-        ws.receive_json()
-    # The test client's own request lines (httpx2, http://testserver/...) are the client's, not the gateway's.
-    logged = "\n".join(r.getMessage() for r in caplog.records if "http://testserver" not in r.getMessage())
-    assert "key=tester" in logged and "GET /v1/stream 200" in logged
-    assert SECRET not in logged and "Private" not in logged
-
-
-def test_redact_filter_rewrites_uvicorn_handshake_lines():
-    record = logging.LogRecord(
-        "uvicorn.error",
-        logging.INFO,
-        __file__,
-        1,
-        '%s - "WebSocket %s" [accepted]',
-        ("127.0.0.1:5000", f"/ws/entities?token={TOKEN}&x=1"),
-        None,
-    )
-    RedactFilter().filter(record)
-    assert record.getMessage() == '127.0.0.1:5000 - "WebSocket /ws/entities?token=[redacted]&x=1" [accepted]'
 
 
 def test_disabled_auth_is_announced_loudly(make_client, caplog):
@@ -191,22 +142,6 @@ def test_disabled_auth_is_announced_loudly(make_client, caplog):
     assert client.post("/v1/entities", json={"text": "x"}).status_code == 200
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "gateway"]
     assert warnings and "AUTHENTICATION IS DISABLED" in warnings[0].getMessage()
-
-
-@pytest.mark.parametrize(
-    "host,allowed",
-    [
-        ("127.0.0.1:8000", True),
-        ("localhost", True),
-        ("[::1]:8000", True),
-        ("LOCALHOST:80", True),
-        ("evil.example:8000", False),
-        ("127.0.0.1.evil.example", False),
-        ("", False),
-    ],
-)
-def test_loopback_host(host, allowed):
-    assert loopback_host(host) is allowed
 
 
 def test_without_auth_only_loopback_hosts_are_served(make_client):
@@ -220,3 +155,7 @@ def test_without_auth_only_loopback_hosts_are_served(make_client):
     assert keyed.get("/health", headers={"Host": "ner.example.com"}).status_code == 200
     behind_proxy = make_client(auth_disabled=True, api_keys={}, allow_remote_without_auth=True)
     assert behind_proxy.get("/health", headers={"Host": "ner.example.com"}).status_code == 200
+
+
+def test_the_demo_page_knows_the_protocol_label_of_text_between_entities():
+    assert f'const OTHER_SEGMENT = "{OTHER_SEGMENT}";' in PAGE.read_text(encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from itertools import pairwise
 
 import pytest
 
@@ -20,7 +21,7 @@ def assert_valid(text, max_chars):
     assert [c.index for c in chunks] == list(range(len(chunks)))
     # Tiling: consecutive, no gap, no overlap, the whole text.
     assert "".join(text[c.start : c.end] for c in chunks) == text
-    assert all(a.end == b.start for a, b in zip(chunks, chunks[1:]))
+    assert all(a.end == b.start for a, b in pairwise(chunks))
     for chunk in chunks[1:]:
         cut = chunk.start
         # Never inside a word: whitespace before the cut, or a CJK full stop.

@@ -1,29 +1,32 @@
-"""The gateway's request schema stays in step with the handler's, and chunk answers are rebased correctly."""
+"""Request validation: the handler's fields and options pass, with any case; problems are one readable line each."""
 
 from __future__ import annotations
-
-import typing
 
 import pytest
 
 from gateway.errors import GatewayError
-from gateway.schemas import Aggregation, NerRequest, OutputFormat, parse_request, rebase
+from gateway.schemas import NerMessage, PredictBody, validate_predict_body
+from nerserve.protocol import JSON_FIELDS, Aggregation, OutputFormat
 
 
-def test_options_mirror_the_handler():
-    from nerserve.requests import JSON_FIELDS
-    from nerserve.settings import Aggregation as HandlerAggregation
-    from nerserve.settings import OutputFormat as HandlerFormat
-
-    assert set(typing.get_args(Aggregation)) == {member.value for member in HandlerAggregation}
-    assert set(typing.get_args(OutputFormat)) == {member.value for member in HandlerFormat}
-    assert set(NerRequest.model_fields) == set(JSON_FIELDS)
+@pytest.mark.parametrize("aggregation", list(Aggregation))
+@pytest.mark.parametrize("output_format", list(OutputFormat))
+def test_every_option_the_handler_takes_passes_in_any_case(aggregation, output_format):
+    body = {"text": "Doc", "aggregation": aggregation.value.upper(), "format": output_format.value.title()}
+    assert set(body) == set(JSON_FIELDS)  # every field of the protocol, and no other
+    request = validate_predict_body(body, PredictBody, 100)
+    assert request.payload() == {"text": "Doc", "aggregation": aggregation.value, "format": output_format.value}
 
 
 def test_payload_leaves_unset_options_to_the_handler():
-    request = parse_request({"text": "Doc", "format": "Segments"}, NerRequest, 100)
+    request = validate_predict_body({"text": "Doc", "format": "Segments"}, PredictBody, 100)
     assert request.payload() == {"text": "Doc", "format": "segments"}
     assert request.payload("chunk") == {"text": "chunk", "format": "segments"}
+
+
+def test_a_websocket_message_is_a_request_whose_payload_leaves_out_the_id():
+    message = validate_predict_body({"id": "q-1", "text": "Doc", "aggregation": "max"}, NerMessage, 100)
+    assert message.id == "q-1" and message.payload() == {"text": "Doc", "aggregation": "max"}
 
 
 @pytest.mark.parametrize(
@@ -31,21 +34,19 @@ def test_payload_leaves_unset_options_to_the_handler():
     [
         ({"text": 5}, "field 'text'"),
         ({"text": "x", "aggregation": 1}, "field 'aggregation'"),
+        ({"text": "x", "aggregation": "best"}, "field 'aggregation': Input should be 'first', 'simple',"),
         ("text", "got a string"),
         ({}, "field 'text' is required"),
+        ({"text": "x", "txt": "x"}, "unknown field 'txt'"),
     ],
 )
 def test_invalid_requests(body, message):
     with pytest.raises(GatewayError, match=message) as error:
-        parse_request(body, NerRequest, 100)
+        validate_predict_body(body, PredictBody, 100)
     assert error.value.status == 400
 
 
-def test_rebase_moves_offsets_and_keeps_everything_else():
-    document = "xxxxHello Paris"
-    body = {"entities": [{"label": "PER", "text": "Hello", "start": 0, "end": 5, "score": 0.5}]}
-    (entity,) = rebase(body, 4)["entities"]
-    assert entity == {"label": "PER", "text": "Hello", "start": 4, "end": 9, "score": 0.5}
-    assert document[entity["start"] : entity["end"]] == entity["text"]
-    with pytest.raises(GatewayError):
-        rebase({"something": []}, 0)
+def test_a_text_over_the_limit_is_413():
+    with pytest.raises(GatewayError, match="text has 101 characters, the limit is 100") as error:
+        validate_predict_body({"text": "x" * 101}, PredictBody, 100)
+    assert (error.value.status, error.value.type_name) == (413, "PayloadTooLarge")

@@ -9,8 +9,9 @@ import sys
 import pytest
 
 from gateway.settings import SettingsError, load_settings
-from tests.gateway.conftest import SECRET
-from tests.integration.server import ROOT
+from nerserve.protocol import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TEXT_CHARS
+from tests.support.gateway_harness import SECRET
+from tests.support.paths import ROOT
 
 GOOD_SECRET = "x" * 16
 
@@ -30,6 +31,7 @@ def test_defaults_with_keys_from_the_environment(monkeypatch):
     assert settings.model_name == "ner_model"
     assert (settings.host, settings.port) == ("127.0.0.1", 8000)
     assert settings.auth_disabled is False
+    assert (settings.max_message_bytes, settings.max_text_chars) == (DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TEXT_CHARS)
     assert {k: v.get_secret_value() for k, v in settings.keys.items()} == {"alice": SECRET, "bob": GOOD_SECRET}
     assert SECRET not in repr(settings) and SECRET not in str(settings.model_dump())
 

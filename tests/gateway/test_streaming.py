@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+from itertools import pairwise
 
-import httpx2 as httpx
+import httpx2
 import pytest
 
 from gateway.chunking import split_document
 from gateway.errors import GatewayError
-from gateway.schemas import NerRequest
-from gateway.streaming import DONE, document_events, in_order
+from gateway.schemas import PredictBody
+from gateway.streaming import DONE, document_events, in_order, rebase
 from gateway.upstream import TorchServeClient
-from tests.gateway.conftest import AUTH, TOKEN, fake_entities, make_settings, sse_events
+from tests.support.fake_torchserve import fake_entities
+from tests.support.gateway_harness import AUTH, TOKEN, make_settings, sse_events
+from tests.support.polling import wait_until
 
 DOCUMENT = (
     "Angela Merkel met Tim Cook in Berlin. They talked about Apple and Siemens for an hour.\n\n"
@@ -43,7 +45,7 @@ def test_events_come_in_document_order_with_offsets_into_the_document(make_clien
     assert [c["chunk"] for c in chunks] == list(range(len(chunks))) and len(chunks) >= 5
     assert all(c["chunks"] == len(chunks) for c in chunks)
     assert chunks[0]["start"] == 0 and chunks[-1]["end"] == len(DOCUMENT)
-    assert all(a["end"] == b["start"] for a, b in zip(chunks, chunks[1:]))
+    assert all(a["end"] == b["start"] for a, b in pairwise(chunks))
     entities = [e for c in chunks for e in c["entities"]]
     for entity in entities:
         assert DOCUMENT[entity["start"] : entity["end"]] == entity["text"]
@@ -115,11 +117,11 @@ async def test_an_error_cancels_the_chunks_still_in_flight_before_done(fake):
         (400, {"code": 400, "type": "BadRequest", "message": "no"}) if "Merkel" in text else None
     )
     fake.delays = {"They": 5.0, "Later": 5.0}  # chunks 1 and 2, started with the failing chunk 0
-    client = TorchServeClient(make_settings(), transport=httpx.MockTransport(fake))
+    client = TorchServeClient(make_settings(), transport=fake.transport())
     chunks = split_document(DOCUMENT, 64)
     names = []
     try:
-        async for event in document_events(client.predict_json, NerRequest(text=DOCUMENT), chunks, window=3):
+        async for event in document_events(client.predict_json, PredictBody(text=DOCUMENT), chunks, window=3):
             names.append(event.event)
             if event.data == DONE:
                 # Checked as [DONE] is handed over, not later: by then the two slow requests must be cancelled.
@@ -207,15 +209,23 @@ def test_client_disconnect_cancels_pending_upstream_work(start_live):
     live = start_live(stream_chunk_chars=64, stream_concurrency=2)
     url, fake = live.url, live.fake
     fake.delays = {"Later": 5.0, "Finally": 5.0, "London": 5.0, "They": 5.0}
-    with httpx.Client(timeout=10) as http:
+    with httpx2.Client(timeout=10) as http:
         with http.stream("POST", f"{url}/v1/stream", json={"text": DOCUMENT}, headers=AUTH) as response:
             for line in response.iter_lines():
                 if line.startswith("data:"):
                     first = json.loads(line[5:])
                     break
     assert first["chunk"] == 0
-    deadline = time.monotonic() + 5
-    while fake.in_flight and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: fake.in_flight == 0, 5, "the chunks in flight to be cancelled")
     assert fake.in_flight == 0 and fake.cancelled == 2  # the window's two slow chunks
     assert len(fake.calls) == 3  # and no chunk after them was ever sent
+
+
+def test_rebase_moves_offsets_and_keeps_everything_else():
+    document = "xxxxHello Paris"
+    body = {"entities": [{"label": "PER", "text": "Hello", "start": 0, "end": 5, "score": 0.5}]}
+    (entity,) = rebase(body, 4)["entities"]
+    assert entity == {"label": "PER", "text": "Hello", "start": 4, "end": 9, "score": 0.5}
+    assert document[entity["start"] : entity["end"]] == entity["text"]
+    with pytest.raises(GatewayError):
+        rebase({"something": []}, 0)

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
-import httpx2 as httpx
+import httpx2
 import pytest
 
 from gateway.errors import GatewayError
 from gateway.upstream import TorchServeClient
-from tests.gateway.conftest import FakeTorchServe, fake_entities, make_settings
+from tests.support.fake_torchserve import FakeTorchServe, fake_entities
+from tests.support.gateway_harness import make_settings
+from tests.support.polling import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
 
 def client_for(handler, **overrides) -> TorchServeClient:
-    return TorchServeClient(make_settings(**overrides), transport=httpx.MockTransport(handler))
+    return TorchServeClient(make_settings(**overrides), transport=httpx2.MockTransport(handler))
 
 
 @pytest.mark.parametrize("status", [503, 507])
@@ -38,19 +41,20 @@ async def test_worker_restarting_is_retried_until_it_succeeds(fake: FakeTorchSer
     assert fake.attempts["Hello Paris"] == 3
 
 
-async def test_connection_errors_are_retried(fake: FakeTorchServe):
+async def test_connection_errors_are_retried(fake: FakeTorchServe, caplog):
+    caplog.set_level(logging.INFO, logger="gateway.upstream")
     failures = []
 
-    async def flaky(request: httpx.Request) -> httpx.Response:
+    async def flaky(request: httpx2.Request) -> httpx2.Response:
         if len(failures) < 2:
             failures.append(1)
-            raise httpx.ConnectError("connection refused", request=request)
+            raise httpx2.ConnectError("connection refused", request=request)
         return await fake(request)
 
     client = client_for(flaky)
     prediction = await client.predict(b'{"text": "Hi Rome"}', "application/json")
     await client.aclose()
-    assert prediction.attempts == 3
+    assert "TorchServe served a request after 3 attempts" in caplog.messages
     assert prediction.headers == {"x-ner-batch-size": "1"}
 
 
@@ -85,7 +89,7 @@ async def test_client_errors_pass_through_without_retry(fake: FakeTorchServe, st
     with pytest.raises(GatewayError) as error:
         await client.predict_json({"text": "x"})
     await client.aclose()
-    assert (error.value.status, error.value.kind, error.value.message) == (status, kind, message)
+    assert (error.value.status, error.value.type_name, error.value.message) == (status, kind, message)
     assert fake.attempts["x"] == 1
 
 
@@ -148,18 +152,12 @@ async def test_worker_died_as_500_is_retried(fake: FakeTorchServe):
     assert body["entities"][0]["text"] == "Angela" and fake.attempts["Angela"] == 2
 
 
-async def until(condition, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
-
-
 async def test_waiting_for_an_upstream_slot_ends_at_the_retry_deadline(fake: FakeTorchServe):
     fake.delays = {"stalled": 30.0}  # TorchServe never answers the request holding the only slot
     client = client_for(fake, upstream_concurrency=1, retry_deadline_s=0.3, upstream_timeout_s=30.0)
     stalled = asyncio.create_task(client.predict_json({"text": "stalled"}))
     try:
-        await until(lambda: fake.in_flight == 1)
+        await wait_until_async(lambda: fake.in_flight == 1, 5, "the stalled request to reach TorchServe")
         started = time.monotonic()
         with pytest.raises(GatewayError) as error:
             async with asyncio.timeout(5):  # without the bound it would wait for the stalled request (30 s)
@@ -178,7 +176,7 @@ async def test_a_slot_freed_before_the_deadline_is_used(fake: FakeTorchServe):
     fake.delays = {"slow": 0.2}
     client = client_for(fake, upstream_concurrency=1, retry_deadline_s=2.0)
     first = asyncio.create_task(client.predict_json({"text": "slow"}))
-    await until(lambda: fake.in_flight == 1)
+    await wait_until_async(lambda: fake.in_flight == 1, 5, "the slow request to reach TorchServe")
     second = await client.predict_json({"text": "Hi"})
     await first
     await client.aclose()
@@ -202,15 +200,19 @@ async def test_ready_workers_counts_ready_ones_only(fake: FakeTorchServe):
     await client.aclose()
 
     def down(request):
-        raise httpx.ConnectError("refused", request=request)
+        raise httpx2.ConnectError("refused", request=request)
 
     client = client_for(down)
     assert await client.ready_workers() == (0, "management API unreachable (ConnectError)")
     await client.aclose()
 
+    client = client_for(lambda request: httpx2.Response(200, json={"not": "a description"}))
+    assert await client.ready_workers() == (0, "management API answered something that is not a model description")
+    await client.aclose()
+
 
 async def test_an_answer_that_is_not_json_is_502():
-    client = client_for(lambda request: httpx.Response(200, text="<html>proxy error</html>"))
+    client = client_for(lambda request: httpx2.Response(200, text="<html>proxy error</html>"))
     with pytest.raises(GatewayError) as error:
         await client.predict_json({"text": "x"})
     await client.aclose()

@@ -16,8 +16,11 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 import gateway.__main__
+from gateway.schemas import PredictBody
 from gateway.websocket import MessageError, origin_allowed, parse_message
-from tests.gateway.conftest import AUTH, SECRET, TOKEN, fake_entities, fake_segments
+from tests.support.fake_torchserve import fake_entities, fake_segments
+from tests.support.gateway_harness import AUTH, SECRET, TOKEN
+from tests.support.polling import wait_until_async
 
 
 def connect(client, **kwargs):
@@ -184,7 +187,7 @@ def test_deadline_exceeded_is_an_error_reply(make_client, fake):
 
 
 def test_parse_message_ids():
-    assert parse_message("plain text", 4, 100)[0] == 4
+    assert parse_message("plain text", 4, 100) == (4, PredictBody(text="plain text"))
     assert parse_message('  {"id": null, "text": "x"}', 4, 100)[0] is None
     assert parse_message('{"id": "abc", "text": "x"}', 4, 100)[0] == "abc"
     assert parse_message('{"text": "x"}', 4, 100)[0] == 4
@@ -239,15 +242,6 @@ def open_socket(live, **kwargs):
     return ws_connect(f"{live.ws_url}/ws/entities", additional_headers=AUTH, proxy=None, close_timeout=1, **kwargs)
 
 
-async def until(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
 @pytest.mark.anyio
 async def test_a_connection_held_back_by_backpressure_is_not_dropped_by_the_keepalive(start_live, monkeypatch):
     monkeypatch.setattr(gateway.__main__, "WS_PING_INTERVAL_S", 0.2)
@@ -277,12 +271,12 @@ async def test_a_client_that_leaves_cancels_its_upstream_requests_at_once(start_
     await ws.send("forever 1")
     await ws.send("forever 2")  # with one slot: waits for it, and the client leaves meanwhile
     running = min(in_flight, 2)
-    assert await until(lambda: live.fake.in_flight == running, 5)
+    await wait_until_async(lambda: live.fake.in_flight == running, 5, f"{running} requests in flight upstream")
     if leave == "close":
         await ws.close()
     else:
         ws.transport.abort()
-    assert await until(lambda: live.fake.in_flight == 0, 2), "the upstream requests outlived their client"
+    await wait_until_async(lambda: live.fake.in_flight == 0, 2, "the upstream requests to end with their client")
     assert live.fake.cancelled == running and live.fake.completed == []
 
 
@@ -293,7 +287,7 @@ async def test_shutdown_closes_websockets_with_1012_at_once(start_live):
     live.fake.delays = {"forever": 30.0}
     async with open_socket(live) as ws:
         await ws.send("forever")
-        assert await until(lambda: live.fake.in_flight == 1, 5)
+        await wait_until_async(lambda: live.fake.in_flight == 1, 5, "the request to reach TorchServe")
         started = time.monotonic()
         await asyncio.to_thread(live.stop)
         with pytest.raises(ConnectionClosed) as closed:

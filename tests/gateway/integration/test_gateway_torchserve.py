@@ -7,13 +7,14 @@ import json
 import os
 import subprocess
 
-import httpx2 as httpx
+import httpx2
 import pytest
 import requests
 import websockets
 from websockets.asyncio.client import connect
 
-from tests.integration.server import ROOT, free_port
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -123,7 +124,7 @@ def test_websocket_close_codes_over_a_real_server(gateway, gateway_token):
 
 def test_sse_multi_paragraph_document_in_order_with_document_offsets(gateway, gateway_token, tiny_server):
     events = []
-    with httpx.Client(timeout=60) as client:
+    with httpx2.Client(timeout=60) as client:
         with client.sse(
             f"{gateway.url}/v1/stream",
             method="POST",
@@ -151,7 +152,7 @@ def test_sse_multi_paragraph_document_in_order_with_document_offsets(gateway, ga
 
 
 def test_sse_get_for_event_source(gateway, gateway_token, tiny_server):
-    with httpx.Client(timeout=60) as client:
+    with httpx2.Client(timeout=60) as client:
         with client.sse(f"{gateway.url}/v1/stream", params={"text": SENTENCES[0], "token": gateway_token}) as source:
             events = [event.data for event in source]
     assert events[-1] == "[DONE]"

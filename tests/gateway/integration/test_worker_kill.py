@@ -15,8 +15,10 @@ import time
 import psutil
 import pytest
 import requests
-from scripts.ready import ready_workers, wait_ready
 from websockets.asyncio.client import connect
+
+from nertools.ready import ready_workers, wait_ready
+from tests.support.polling import wait_until_async
 
 pytestmark = pytest.mark.integration
 
@@ -41,13 +43,6 @@ def worker_pids(server) -> list[int]:
         return server.worker_pids()
     except psutil.Error:
         return []
-
-
-async def until(condition, timeout: float, failure: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{failure} in {timeout:g} s"
-        await asyncio.sleep(0.05)
 
 
 def test_killing_the_worker_loses_no_reply(gateway, gateway_token, tiny_server):
@@ -89,23 +84,25 @@ def test_killing_the_worker_loses_no_reply(gateway, gateway_token, tiny_server):
         stop = asyncio.Event()
         clients = [asyncio.create_task(client(n, stop)) for n in range(CLIENTS)]
         try:
-            await until(lambda: stats["replies"] >= CLIENTS, 60, "no replies before the kill")  # traffic flows
+            await wait_until_async(lambda: stats["replies"] >= CLIENTS, 60, "replies before the kill", interval=0.05)
             (old_pid,) = worker_pids(tiny_server)
             os.kill(old_pid, signal.SIGKILL)
             killed = time.monotonic()
             outage["down"] = True
-            # Keep sending while TorchServe replaces the worker, and until the new one has answered some.
-            while True:
+
+            async def worker_replaced() -> bool:
                 pids = await asyncio.to_thread(worker_pids, tiny_server)
                 ready = await asyncio.to_thread(ready_workers, tiny_server.management, "ner_model")
-                if ready and pids and old_pid not in pids:
-                    break
-                assert time.monotonic() - killed < 120, "TorchServe did not restart its worker in 120 s"
-                await asyncio.sleep(0.2)
+                return bool(ready and pids and old_pid not in pids)
+
+            # Keep sending while TorchServe replaces the worker, and until the new one has answered some.
+            await wait_until_async(worker_replaced, 120, "TorchServe to restart its worker", interval=0.2)
             recovered = time.monotonic() - killed
             outage["down"] = False
             answered = stats["replies"]
-            await until(lambda: stats["replies"] >= answered + CLIENTS, 60, "no replies from the new worker")
+            await wait_until_async(
+                lambda: stats["replies"] >= answered + CLIENTS, 60, "replies from the new worker", interval=0.05
+            )
         finally:
             stop.set()  # the clients finish what they have in flight and stop, whatever happened above
             async with asyncio.timeout(120):

@@ -1,0 +1,108 @@
+"""A scriptable fake of TorchServe's inference and management APIs, served to the gateway by an httpx2 MockTransport."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+
+from nerserve.protocol import BATCH_SIZE_HEADER, OTHER_SEGMENT
+
+CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
+
+
+def fake_entities(text: str) -> list[dict[str, Any]]:
+    """The fake model: every capitalised word is a PER. Context-free, so chunking cannot change its answer."""
+    return [
+        {"label": "PER", "text": m.group(), "start": m.start(), "end": m.end(), "score": 0.9}
+        for m in CAPITALISED.finditer(text)
+    ]
+
+
+def fake_segments(text: str) -> list[dict[str, Any]]:
+    segments, cursor = [], 0
+    for entity in fake_entities(text):
+        if entity["start"] > cursor:
+            segments.append(
+                {
+                    "label": OTHER_SEGMENT,
+                    "text": text[cursor : entity["start"]],
+                    "start": cursor,
+                    "end": entity["start"],
+                    "score": None,
+                }
+            )
+        segments.append(entity)
+        cursor = entity["end"]
+    if cursor < len(text):
+        segments.append(
+            {"label": OTHER_SEGMENT, "text": text[cursor:], "start": cursor, "end": len(text), "score": None}
+        )
+    return segments
+
+
+class FakeTorchServe:
+    """Stands in for TorchServe's inference and management APIs; counts calls and concurrency.
+
+    ``script(text, attempt)`` may return (status, body) to answer differently, e.g. a 507 on the first attempt.
+    ``delays`` maps a word to seconds: a text containing the word is answered that much later (work simulated
+    inside the fake, not a wait in a test).
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.attempts: dict[str, int] = {}
+        self.in_flight = 0
+        self.peak = 0
+        self.cancelled = 0
+        self.completed: list[str] = []  # texts answered 200, in completion order
+        self.delays: dict[str, float] = {}
+        self.script: Callable[[str, int], tuple[int, Any] | None] | None = None
+        self.workers: list[dict[str, Any]] = [{"id": "9000", "status": "READY"}]
+        self.bodies: list[tuple[bytes, str | None]] = []
+
+    def transport(self) -> httpx2.MockTransport:
+        return httpx2.MockTransport(self)
+
+    async def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        if request.method == "GET" and request.url.path == "/models/ner_model":
+            return httpx2.Response(200, json=[{"modelName": "ner_model", "workers": self.workers}])
+        if request.url.path != "/predictions/ner_model":
+            return httpx2.Response(
+                404, json={"code": 404, "type": "ModelNotFoundException", "message": "Model not found"}
+            )
+        content = request.content
+        self.bodies.append((content, request.headers.get("content-type")))
+        payload = (
+            json.loads(content)
+            if request.headers.get("content-type") == "application/json"
+            else {"text": content.decode()}
+        )
+        text = payload["text"]
+        self.calls.append(payload)
+        self.attempts[text] = self.attempts.get(text, 0) + 1
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            delay = max([seconds for word, seconds in self.delays.items() if word in text], default=0.0)
+            await asyncio.sleep(delay or 0.001)
+            if self.script is not None:
+                scripted = self.script(text, self.attempts[text])
+                if scripted is not None:
+                    status, body = scripted
+                    return httpx2.Response(status, json=body) if body is not None else httpx2.Response(status)
+            if payload.get("format") == "segments":
+                answer = {"segments": fake_segments(text)}
+            else:
+                answer = {"entities": fake_entities(text)}
+            self.completed.append(text)
+            return httpx2.Response(200, json=answer, headers={BATCH_SIZE_HEADER: "1"})
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.in_flight -= 1
