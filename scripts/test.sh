@@ -1,25 +1,34 @@
 #!/usr/bin/env bash
-# Set up and run every test: unit, in-process handler, parity, and the integration tier (real TorchServe).
+# Set up, run the static checks, then every test: unit, in-process handler, parity, demo model, integration.
 set -euo pipefail
-if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
+usage() {
   cat <<'USAGE'
-Usage: scripts/test.sh [PYTEST_ARGS...]
+Usage: scripts/test.sh [--fast] [PYTEST_ARGS...]
 
-Creates .venv/ if needed, installs the system packages the integration tier needs (scripts/setup_test_deps.sh:
-Prometheus, Chromium; needs root or sudo; skipped with -m "not integration"), builds the demo model if
-model_related_data/ has none (cached; a few minutes once), then runs pytest over tests/. Extra arguments go to pytest, e.g. scripts/test.sh -m "not integration".
+1. scripts/setup_env.sh: .venv/ with the locked packages and the project (editable).
+2. scripts/check.sh: ruff, ruff format --check, mypy, shellcheck.
+3. pytest over tests/. Extra arguments go to pytest, e.g. scripts/test.sh tests/nerserve -k windows.
+
+Without --fast it first installs the Debian packages the integration tier drives (scripts/setup_test_deps.sh:
+Prometheus, Chromium; needs root or sudo) and builds the demo model if model_related_data/ has none (cached; a
+few minutes once).
+--fast: the tiers that need neither root nor the demo model (-m "not integration and not demo"): no sudo, no
+  training, a couple of minutes.
 Tests start their own TorchServe instances on free ports; a running scripts/serve.sh is left alone.
 USAGE
-  exit 0
-fi
+}
+FAST=0
+case "${1:-}" in
+  -h|--help) usage; exit 0 ;;
+  --fast) FAST=1; shift ;;
+esac
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 "$ROOT/scripts/setup_env.sh"
-# Prometheus and Chromium (Debian packages, root or sudo) serve only the integration tier: a run that deselects
-# it (-m "not integration") needs neither, e.g. on a laptop without root.
-case " $* " in
-  *"not integration"*) echo "integration tier deselected: skipping scripts/setup_test_deps.sh" ;;
-  *) "$ROOT/scripts/setup_test_deps.sh" ;;
-esac
+"$ROOT/scripts/check.sh"
+if [[ $FAST -eq 1 ]]; then
+  exec "$ROOT/.venv/bin/python" -m pytest -m "not integration and not demo" "$@"
+fi
+"$ROOT/scripts/setup_test_deps.sh"
 "$ROOT/.venv/bin/python" "$ROOT/scripts/build_demo_model.py"
 exec "$ROOT/.venv/bin/python" -m pytest "$@"

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny random checkpoints and an in-process handler driven through TorchServe's own Context."""
+"""Shared fixtures: tiny random checkpoints, an in-process handler and one real TorchServe (helpers: tests/support/)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny_models import build_classic_checkpoint, build_hf_checkpoint
+from tests.support.handler_harness import load_handler
+from tests.support.tiny_models import build_classic_checkpoint, build_hf_checkpoint
 
 
 def pytest_collection_modifyitems(items):
@@ -33,53 +34,10 @@ def classic_checkpoint(tmp_path_factory) -> Path:
     return build_classic_checkpoint(tmp_path_factory.mktemp("tiny_classic"))
 
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def make_context(model_dir: Path, headers: list[dict] | None = None, yaml_config: dict | None = None, metrics=None):
-    """A real ts.context.Context, as TorchServe builds it for a worker, with per-request headers."""
-    from ts.context import Context, RequestProcessor
-
-    manifest = {"model": {"modelName": "ner_model", "modelVersion": "1.0"}}
-    context = Context(
-        "ner_model", str(model_dir), manifest, 8, None, "0.12.0", metrics=metrics, model_yaml_config=yaml_config or {}
-    )
-    if headers is not None:
-        context.request_processor = [RequestProcessor(h) for h in headers]
-    return context
-
-
-def load_handler(model_dir: Path, yaml_config: dict | None = None):
-    from ner_handler import NerHandler
-
-    handler = NerHandler()
-    handler.initialize(make_context(model_dir, yaml_config=yaml_config))
-    return handler
-
-
-def project_metrics_cache():
-    """TorchServe's metrics cache loaded from the project's handler/metrics.yaml, as a worker loads it."""
-    from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
-
-    cache = MetricsCacheYamlImpl(config_file_path=str(ROOT / "handler" / "metrics.yaml"))
-    cache.initialize_cache()
-    return cache
-
-
-def run_batch(handler, items: list[dict], content_types: list[str | None] | None = None, metrics=None):
-    """Call handle() like a TorchServe worker; returns (responses, [(status, phrase)] per request)."""
-    content_types = content_types or [None] * len(items)
-    headers = [{"Content-Type": ct} if ct else {} for ct in content_types]
-    context = make_context(Path("model_dir_unused_by_handle"), headers, metrics=metrics)
-    responses = handler.handle(items, context)
-    statuses = [context.get_response_status(i) for i in range(len(items))]
-    return responses, statuses
-
-
 @pytest.fixture(scope="session")
 def tiny_server(tmp_path_factory, tiny_checkpoint, java_available):
     """One real TorchServe for the session serving the tiny checkpoint as ner_model, batches of up to 8 in 50 ms."""
-    from tests.integration.server import TorchServe, build_archive
+    from tests.support.torchserve import TorchServe, build_archive
 
     workdir = tmp_path_factory.mktemp("ts")
     store = workdir / "model_store"
