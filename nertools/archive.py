@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Pack a checkpoint directory, model.py and the handler into a TorchServe model archive (.mar).
 
 Only the files serving reads go in: model.py's config, labels and weights files (the one weights file its loader
@@ -15,13 +14,12 @@ import logging
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-HANDLER = ROOT / "handler" / "ner_handler.py"
-CORE = ROOT / "handler" / "nerserve"
-MODEL_FILE = ROOT / "model.py"
-MODEL_CONFIG = ROOT / "handler" / "model_config.yaml"
+from nertools.paths import CHECKPOINT_DIR, HANDLER_FILE, MODEL_CONFIG, MODEL_FILE, MODEL_STORE, NERSERVE_DIR
+
 # What nerserve.tokenization.load_tokenizer reads: AutoTokenizer takes the tokenizer class from config.json.
 TOKENIZER_FILES = (
     "config.json",
@@ -35,18 +33,18 @@ TOKENIZER_FILES = (
 logger = logging.getLogger("archive")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--model-dir",
         type=Path,
-        default=ROOT / "model_related_data",
+        default=CHECKPOINT_DIR,
         help="checkpoint directory, Hugging Face or classic layout (default: model_related_data/)",
     )
     parser.add_argument("--name", default="ner_model", help="model name in TorchServe (default: ner_model)")
     parser.add_argument("--version", default="1.0", help="model version recorded in the archive (default: 1.0)")
     parser.add_argument(
-        "--export-path", type=Path, default=ROOT / "model_store", help="where the .mar goes (default: model_store/)"
+        "--export-path", type=Path, default=MODEL_STORE, help="where the .mar goes (default: model_store/)"
     )
     parser.add_argument(
         "--versioned",
@@ -72,7 +70,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def checkpoint_files(model_dir: Path) -> tuple[Path, list[Path], list[Path]]:
     """(weights file, the other files serving reads, what else is in model_dir and stays out of the archive)."""
-    sys.path[:0] = [str(ROOT), str(ROOT / "handler")]
     from model import model_files
 
     *model_configs, weights = model_files(model_dir)
@@ -100,7 +97,7 @@ def validate_packed(files: list[Path], scratch: Path) -> None:
     validate(scratch)
 
 
-def write_config_override(source: Path, target: Path, handler_values: dict) -> None:
+def write_config_override(source: Path, target: Path, handler_values: dict[str, Any]) -> None:
     """A copy of the model-config YAML with some ``handler:`` keys replaced."""
     import yaml
 
@@ -109,7 +106,7 @@ def write_config_override(source: Path, target: Path, handler_values: dict) -> N
     target.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
     model_dir = args.model_dir.resolve()
@@ -142,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         # A directory given to --extra-files has its *contents* copied to the archive root; wrap the package in a
         # folder so that it arrives as the package nerserve/ (TorchServe puts the archive root on sys.path).
         package_parent = staging / "src"
-        shutil.copytree(CORE, package_parent / CORE.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        shutil.copytree(
+            NERSERVE_DIR, package_parent / NERSERVE_DIR.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
         config = args.config
         if args.quantization is not None:
             config = staging / "model_config.yaml"
@@ -158,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             "--serialized-file",
             str(weights),
             "--handler",
-            str(HANDLER),
+            str(HANDLER_FILE),
             "--extra-files",
             ",".join([str(package_parent), *map(str, extras)]),
             "--config-file",

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark NER serving paths side by side on one model and one sentence mix, in one run.
 
 Measures, in this order: the transformers pipeline in-process (batch_size 1 and 32; the baseline), the raw
@@ -17,15 +16,19 @@ import asyncio
 import json
 import logging
 import math
+import os
 import platform
 import random
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-ROOT = Path(__file__).resolve().parent.parent
+from nertools.handler_module import load_handler_module
+from nertools.paths import CHECKPOINT_DIR, MODEL_CONFIG, ROOT
+
 BASELINE = "hf_pipeline_bs32"
 SHORT_SENTENCE = "Angela Merkel met Tim Cook in Berlin."
 RESULT_KEYS = (
@@ -114,12 +117,11 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def build_workload(seed: int, sentences: int, documents: int) -> list[str]:
     """A fixed mix: short and medium sentences from the project's generator, plus a few multi-paragraph documents."""
-    sys.path.insert(0, str(ROOT))
-    from scripts.demo_data import corpus
+    from demo_model.corpus import generate_corpus
 
     rng = random.Random(seed)
     # A seed of its own, so the benchmark's sentences are not the demo model's training sentences.
-    pool = [example.text for example in corpus.generate_corpus(sentences + documents * 40, seed=seed)]
+    pool = [example.text for example in generate_corpus(sentences + documents * 40, seed=seed)]
     rng.shuffle(pool)
     texts = pool[:sentences]
     for d in range(documents):
@@ -152,44 +154,41 @@ def served_torch_threads() -> int:
     import torch
     import yaml
 
-    config = yaml.safe_load((ROOT / "handler" / "model_config.yaml").read_text(encoding="utf-8")) or {}
+    config = yaml.safe_load(MODEL_CONFIG.read_text(encoding="utf-8")) or {}
     return int((config.get("handler") or {}).get("torch_threads") or 0) or torch.get_num_threads()
 
 
-def load_handler(model_dir: Path, quantization: str = "none"):
-    sys.path[:0] = [str(ROOT), str(ROOT / "handler")]
+def load_handler(model_dir: Path, quantization: str = "none") -> Any:
+    """The project's handler, initialised on ``model_dir`` as a TorchServe worker initialises it."""
     from ts.context import Context
 
-    from ner_handler import NerHandler
-
-    handler = NerHandler()
+    handler = load_handler_module().NerHandler()
     config = {"handler": {"quantization": quantization}}
     handler.initialize(Context("ner_model", str(model_dir), {}, 32, None, "0.12.0", model_yaml_config=config))
     return handler
 
 
-def handler_f1(handler) -> float:
+def handler_f1(handler: Any) -> float:
     """Micro F1 of the handler on the project's evaluation set: what a faster path costs in accuracy."""
-    sys.path.insert(0, str(ROOT))
-    from scripts.demo_data.evaluation import evaluate, load_eval_set
+    from demo_model.evaluation import EntityDict, evaluate, load_eval_set
 
-    def predict(texts: list[str]) -> list[list[dict[str, Any]]]:
+    def predict(texts: list[str]) -> list[list[EntityDict]]:
         responses = handler.handle([{"body": {"text": t}} for t in texts], handler_context())
-        return [[{k: e[k] for k in ("label", "start", "end")} for e in r["entities"]] for r in responses]
+        return [[{"label": e["label"], "start": e["start"], "end": e["end"]} for e in r["entities"]] for r in responses]
 
-    return round(evaluate(predict, load_eval_set())["micro"]["f1"], 4)
+    micro = cast(dict[str, float], evaluate(predict, load_eval_set())["micro"])
+    return round(micro["f1"], 4)
 
 
-def bench_raw_ceiling(handler, texts: list[str], batch_size: int = 32) -> dict[str, Any]:
+def bench_raw_ceiling(handler: Any, texts: list[str], batch_size: int = 32) -> dict[str, Any]:
     """Forward passes only, on inputs tokenised, windowed and length-sorted beforehand: what the model can do."""
     import torch
 
-    items = [{"body": {"text": t}} for t in texts]
-    batches = [
-        handler.prepare(items[i : i + batch_size], [None] * len(items[i : i + batch_size]))
-        for i in range(0, len(items), batch_size)
+    tensors = [
+        inputs
+        for i in range(0, len(texts), batch_size)
+        for inputs in forward_inputs(handler, texts[i : i + batch_size])
     ]
-    tensors = [(torch.from_numpy(p.input_ids), torch.from_numpy(p.attention_mask)) for b in batches for p in b.passes]
     with torch.inference_mode():
         handler.model(*tensors[0])
         started = time.perf_counter()
@@ -198,7 +197,15 @@ def bench_raw_ceiling(handler, texts: list[str], batch_size: int = 32) -> dict[s
     return result_row("raw_forward_ceiling", "in-process", len(texts), time.perf_counter() - started)
 
 
-def bench_handler(handler, texts: list[str], batch_size: int = 32) -> dict[str, Any]:
+def forward_inputs(handler: Any, texts: list[str]) -> list[tuple[Any, Any]]:
+    """(input_ids, attention_mask) of each forward pass the handler's preprocess plans for one batch of ``texts``."""
+    import torch
+
+    batch = handler.preprocess([{"body": {"text": text}} for text in texts])
+    return [(torch.from_numpy(p.input_ids), torch.from_numpy(p.attention_mask)) for p in batch.passes]
+
+
+def bench_handler(handler: Any, texts: list[str], batch_size: int = 32) -> dict[str, Any]:
     """The handler's whole handle() (parse, tokenise, window, forward, decode, JSON-ready dicts) per batch."""
     items = [{"body": {"text": t}} for t in texts]
     handler.handle(items[:batch_size], handler_context())
@@ -208,13 +215,13 @@ def bench_handler(handler, texts: list[str], batch_size: int = 32) -> dict[str, 
     return result_row(f"our_handler_bs{batch_size}", "in-process", len(texts), time.perf_counter() - started)
 
 
-def handler_context():
+def handler_context() -> Any:
     from ts.context import Context
 
     return Context("ner_model", ".", {}, 32, None, "0.12.0")
 
 
-def single_forward_latency(handler, threads: int, runs: int = 200) -> list[float]:
+def single_forward_latency(handler: Any, threads: int, runs: int = 200) -> list[float]:
     """Milliseconds of one forward pass on the short sentence, batch of one (tokenised beforehand), on
     ``threads`` intra-op threads (restored afterwards)."""
     import torch
@@ -227,11 +234,10 @@ def single_forward_latency(handler, threads: int, runs: int = 200) -> list[float
         torch.set_num_threads(before)
 
 
-def _forward_latency(handler, runs: int) -> list[float]:
+def _forward_latency(handler: Any, runs: int) -> list[float]:
     import torch
 
-    batch = handler.prepare([{"body": {"text": SHORT_SENTENCE}}], [None])
-    ids, mask = torch.from_numpy(batch.passes[0].input_ids), torch.from_numpy(batch.passes[0].attention_mask)
+    [(ids, mask)] = forward_inputs(handler, [SHORT_SENTENCE])
     out = []
     with torch.inference_mode():
         for _ in range(runs + 5):
@@ -244,16 +250,16 @@ def _forward_latency(handler, runs: int) -> list[float]:
 # --- served measurements -----------------------------------------------------------------------------------
 
 
-async def bench_rest(url: str, texts: list[str], concurrency: int, name: str = "torchserve_rest"):
-    import httpx2 as httpx
+async def bench_rest(url: str, texts: list[str], concurrency: int, name: str = "torchserve_rest") -> dict[str, Any]:
+    import httpx2
 
     queue: asyncio.Queue[str] = asyncio.Queue()
     for text in texts:
         queue.put_nowait(text)
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx2.AsyncClient(timeout=300, limits=limits) as client:
 
         async def worker() -> None:
             nonlocal errors
@@ -276,7 +282,7 @@ async def bench_rest(url: str, texts: list[str], concurrency: int, name: str = "
     return row
 
 
-async def bench_websocket(url: str, texts: list[str], concurrency: int, token: str | None):
+async def bench_websocket(url: str, texts: list[str], concurrency: int, token: str | None) -> dict[str, Any]:
     """`concurrency` WebSocket connections, each with one message in flight at a time."""
     import websockets
 
@@ -310,7 +316,7 @@ async def bench_websocket(url: str, texts: list[str], concurrency: int, token: s
 
 
 def worker_rss_mb() -> list[float]:
-    import psutil
+    import psutil  # type: ignore[import-untyped]
 
     rss = []
     for process in psutil.process_iter(["cmdline", "memory_info"]):
@@ -352,9 +358,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model-dir", type=Path, default=ROOT / "model_related_data", help="checkpoint [%(default)s]")
+    parser.add_argument("--model-dir", type=Path, default=CHECKPOINT_DIR, help="checkpoint [%(default)s]")
     parser.add_argument("--url", default="http://127.0.0.1:8080/predictions/ner_model", help="served endpoint")
     parser.add_argument(
         "--gateway-ws", default=None, help="gateway WebSocket URL, e.g. ws://127.0.0.1:8000/ws/entities"
@@ -384,16 +390,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("httpx", "httpx2", "httpcore"):  # one INFO line per request would cost the client CPU
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from tqdm import tqdm
+    from tqdm import tqdm  # type: ignore[import-untyped]
 
     texts = build_workload(args.seed, args.sentences, args.documents)
     steps = ["pipeline bs32", "pipeline bs1", "raw ceiling", "handler", "single sentence", "accuracy"]
     steps += [f"rest c{c}" for c in args.concurrency]
     steps += [f"ws c{c}" for c in args.concurrency] if args.gateway_ws else []
-    rows, extra = [], {}
+    rows: list[dict[str, Any]] = []
+    extra: dict[str, Any] = {}
     with tqdm(total=len(steps), desc="benchmark", unit="step") as bar:
 
-        def step(label: str):
+        def step(label: str) -> None:
             bar.set_postfix_str(label)
 
         step("pipeline bs32")
@@ -454,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor(),
-            "cpus": __import__("os").cpu_count(),
+            "cpus": os.cpu_count(),
             "python": platform.python_version(),
         },
         "model_dir": str(args.model_dir),

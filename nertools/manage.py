@@ -1,13 +1,15 @@
-#!/usr/bin/env python3
 """Operate ner_model on a running TorchServe: versions, workers, readiness, canary comparisons.
 
 Human-readable output by default, --json for machines. Exit codes: 0 success, 1 the check said no (ready: no
-READY worker; canary: outputs differ), 2 a failed call or bad arguments (the message says why).
+READY worker; canary: outputs differ), 2 a failed call or bad arguments (the message says why). The options
+--management, --inference, --key-file and --json go before or after the command.
 
 Works around TorchServe 0.12's version faults: a newly registered version is never made default by TorchServe
 (use `register --set-default` or `set-default`), `defaultVersion` in config.properties is ignored at start-up
 (run `set-default` after start), and a version still taking traffic should not be deleted: `unregister` refuses
 the default version and first waits until the version has served its queued requests.
+
+Environment: NER_MANAGEMENT_URL and NER_INFERENCE_URL set the defaults of --management and --inference.
 """
 
 from __future__ import annotations
@@ -18,23 +20,25 @@ import os
 import sys
 import time
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ready import ready_workers
+from nertools.ready import ready_workers
+from nertools.torchserve import DEFAULT_ADDRESSES, count_ready, error_fields
 
-DEFAULT_MANAGEMENT = os.environ.get("NER_MANAGEMENT_URL", "http://127.0.0.1:8081")
-DEFAULT_INFERENCE = os.environ.get("NER_INFERENCE_URL", "http://127.0.0.1:8080")
+MANAGEMENT_ENV = "NER_MANAGEMENT_URL"
+INFERENCE_ENV = "NER_INFERENCE_URL"
+FALLBACK_NAME = "ner_model"
 
 
 class CliError(Exception):
     """A failure the user must see: printed as one line, exit code 2."""
 
 
-class TorchServeClient:
+class TorchServeAdmin:
     """The management and inference APIs, with the keys from key_file.json when token authorization is on."""
 
     def __init__(self, management: str, inference: str, key_file: Path | None, timeout: float = 300) -> None:
@@ -44,7 +48,7 @@ class TorchServeClient:
         self.management_key, self.inference_key = read_keys(key_file)
         self.session = requests.Session()
 
-    def _call(self, method: str, url: str, key: str | None, **kwargs) -> requests.Response:
+    def _call(self, method: str, url: str, key: str | None, **kwargs: Any) -> requests.Response:
         headers = kwargs.pop("headers", {})
         if key:
             headers["Authorization"] = f"Bearer {key}"
@@ -53,7 +57,7 @@ class TorchServeClient:
         except requests.RequestException as err:
             raise CliError(f"cannot reach {url}: {err.__class__.__name__}") from None
 
-    def manage(self, method: str, path: str, ok: tuple[int, ...] = (200,), **params) -> Any:
+    def manage(self, method: str, path: str, ok: tuple[int, ...] = (200,), **params: Any) -> Any:
         response = self._call(
             method,
             f"{self.management}{path}",
@@ -84,43 +88,48 @@ def read_keys(key_file: Path | None) -> tuple[str | None, str | None]:
 
 
 def error_message(response: requests.Response) -> str:
-    try:
-        return response.json().get("message", response.text)
-    except ValueError:
-        return response.text.strip() or response.reason
+    """TorchServe's message from an error response, else the body as it came (or the reason phrase)."""
+    _, message = error_fields(response.content)
+    return message if message is not None else (response.text.strip() or response.reason)
 
 
-def mar_version(path: Path) -> str | None:
-    """modelVersion from a .mar's MAR-INF/MANIFEST.json (None when the archive cannot be read)."""
+def read_manifest(path: Path) -> dict[str, Any] | None:
+    """The ``model`` section of a .mar's MAR-INF/MANIFEST.json (None when the archive cannot be read)."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return json.loads(archive.read("MAR-INF/MANIFEST.json"))["model"]["modelVersion"]
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+            model = json.loads(archive.read("MAR-INF/MANIFEST.json"))["model"]
+    except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile):
         return None
+    return model if isinstance(model, dict) else None
 
 
-def describe(client: TorchServeClient, name: str, version: str | None = "all") -> list[dict]:
-    return client.manage("GET", f"/models/{name}" + (f"/{version}" if version else ""))
+def describe_model(admin: TorchServeAdmin, name: str, version: str | None = "all") -> list[dict[str, Any]]:
+    """GET /models/NAME[/VERSION]: one entry per version (the default version's alone when ``version`` is None)."""
+    described: list[dict[str, Any]] = admin.manage("GET", f"/models/{name}" + (f"/{version}" if version else ""))
+    return described
 
 
-def default_version(client: TorchServeClient, name: str) -> str:
+def default_version(admin: TorchServeAdmin, name: str) -> str:
     """TorchServe 0.12's describe has no "is default" field; GET /models/NAME describes the default version."""
-    return describe(client, name, None)[0]["modelVersion"]
+    return str(describe_model(admin, name, None)[0]["modelVersion"])
 
 
-def ready_worker_count(entry: dict) -> int:
-    return sum(1 for worker in entry.get("workers", []) if worker.get("status") == "READY")
+def ready_worker_count(entry: dict[str, Any]) -> int:
+    """READY workers of one version (one entry of a model description)."""
+    return count_ready([entry])
 
 
 # --- commands ------------------------------------------------------------------------------------------------
 
+Result = tuple[Any, str]  # (what --json prints, what a person reads)
 
-def cmd_list(client, args) -> tuple[Any, str]:
-    models = client.manage("GET", "/models").get("models", [])
+
+def cmd_list(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
+    models = admin.manage("GET", "/models").get("models", [])
     rows = []
     for model in models:
-        default = default_version(client, model["modelName"])
-        for entry in describe(client, model["modelName"]):
+        default = default_version(admin, model["modelName"])
+        for entry in describe_model(admin, model["modelName"]):
             rows.append(
                 {
                     "name": entry["modelName"],
@@ -141,23 +150,23 @@ def cmd_list(client, args) -> tuple[Any, str]:
     return rows, "\n".join(lines) if rows else "no models registered"
 
 
-def cmd_describe(client, args) -> tuple[Any, str]:
-    entries = describe(client, args.name, args.version or "all")
-    default = default_version(client, args.name)
+def cmd_describe(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
+    entries = describe_model(admin, args.name, args.version or "all")
+    default = default_version(admin, args.name)
     lines = []
-    for e in entries:
-        e["isDefault"] = e["modelVersion"] == default
+    for entry in entries:
+        entry["isDefault"] = entry["modelVersion"] == default
         lines.append(
-            f"{e['modelName']} {e['modelVersion']}{' (default)' if e['isDefault'] else ''}: "
-            f"batch {e.get('batchSize')}, max delay {e.get('maxBatchDelay')} ms, workers "
-            f"{e.get('minWorkers')}..{e.get('maxWorkers')}, archive {e.get('modelUrl')}"
+            f"{entry['modelName']} {entry['modelVersion']}{' (default)' if entry['isDefault'] else ''}: "
+            f"batch {entry.get('batchSize')}, max delay {entry.get('maxBatchDelay')} ms, workers "
+            f"{entry.get('minWorkers')}..{entry.get('maxWorkers')}, archive {entry.get('modelUrl')}"
         )
-        for w in e.get("workers", []):
-            lines.append(f"  worker {w.get('id')}: {w.get('status')} pid {w.get('pid')}")
+        for worker in entry.get("workers", []):
+            lines.append(f"  worker {worker.get('id')}: {worker.get('status')} pid {worker.get('pid')}")
     return entries, "\n".join(lines)
 
 
-def cmd_register(client, args) -> tuple[Any, str]:
+def cmd_register(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
     if args.workers < 1:
         raise CliError("--workers must be at least 1: a version registered without workers answers 503")
     if args.max_batch_delay < 1:
@@ -169,16 +178,20 @@ def cmd_register(client, args) -> tuple[Any, str]:
         raise CliError("--batch-size must be at least 1")
     mar = Path(args.mar)
     if mar.is_file():
-        found = mar_version(mar)
-        if found is None:
+        manifest = read_manifest(mar)
+        if manifest is None or "modelVersion" not in manifest:
             raise CliError(f"{mar}: not a readable model archive")
+        found = str(manifest["modelVersion"])
         if args.version and found != args.version:
             raise CliError(f"{mar} holds version {found}, not {args.version}")
         args.version = args.version or found
+        args.name = args.name or manifest.get("modelName") or FALLBACK_NAME
         url = mar.name  # TorchServe resolves plain names inside its model store
     else:
-        url = args.mar
-    result = client.manage(
+        url = args.mar  # without model_name TorchServe takes the name from the archive's manifest itself
+    if args.set_default and not (args.version and args.name):
+        raise CliError("--set-default needs --version and, for an archive that is not a local file, --name")
+    result = admin.manage(
         "POST",
         "/models",
         url=url,
@@ -191,46 +204,44 @@ def cmd_register(client, args) -> tuple[Any, str]:
     )
     message = result.get("status", "registered")
     if args.set_default:
-        if not args.version:
-            raise CliError("--set-default needs --version")
-        cmd_set_default(client, argparse.Namespace(name=args.name, version=args.version))
+        cmd_set_default(admin, argparse.Namespace(name=args.name, version=args.version))
         message += f"; {args.version} is now the default"
     return result, message
 
 
-def cmd_set_default(client, args) -> tuple[Any, str]:
-    entries = describe(client, args.name, args.version)
-    if not any(ready_worker_count(e) for e in entries):
+def cmd_set_default(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
+    entries = describe_model(admin, args.name, args.version)
+    if not any(ready_worker_count(entry) for entry in entries):
         raise CliError(f"{args.name} {args.version} has no READY worker; scale it up before making it the default")
-    result = client.manage("PUT", f"/models/{args.name}/{args.version}/set-default")
+    result = admin.manage("PUT", f"/models/{args.name}/{args.version}/set-default")
     return result, result.get("status", f"{args.version} is the default of {args.name}")
 
 
-def cmd_scale(client, args) -> tuple[Any, str]:
+def cmd_scale(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
     if args.min < 0 or (args.max is not None and args.max < args.min):
         raise CliError("need 0 <= --min <= --max")
     path = f"/models/{args.name}" + (f"/{args.version}" if args.version else "")
-    result = client.manage("PUT", path, ok=(200, 202), min_worker=args.min, max_worker=args.max, synchronous="true")
+    result = admin.manage("PUT", path, ok=(200, 202), min_worker=args.min, max_worker=args.max, synchronous="true")
     return result, result.get("status", "scaled")
 
 
-def cmd_unregister(client, args) -> tuple[Any, str]:
-    describe(client, args.name, args.version)  # 404 with TorchServe's message if there is no such version
-    if default_version(client, args.name) == args.version:
+def cmd_unregister(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
+    describe_model(admin, args.name, args.version)  # 404 with TorchServe's message if there is no such version
+    if default_version(admin, args.name) == args.version:
         raise CliError(f"{args.name} {args.version} is the default version; set another default first")
     # Requests routed to this version before the default changed may still be queued: give them time to finish
     # (TorchServe fails queued jobs of a deleted version).
     time.sleep(max(args.drain_seconds, 0))
-    result = client.manage("DELETE", f"/models/{args.name}/{args.version}")
+    result = admin.manage("DELETE", f"/models/{args.name}/{args.version}")
     return result, result.get("status", "unregistered")
 
 
-def cmd_ready(client, args) -> tuple[Any, str]:
-    count = ready_workers(client.management, args.name, args.version, client.management_key)
+def cmd_ready(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
+    count = ready_workers(admin.management, args.name, args.version, admin.management_key)
     return {"ready": count > 0, "ready_workers": count}, f"{args.name}: {count} READY worker(s)"
 
 
-def cmd_canary(client, args) -> tuple[Any, str]:
+def cmd_canary(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
     texts = list(args.text or [])
     if args.file:
         texts += [
@@ -238,9 +249,10 @@ def cmd_canary(client, args) -> tuple[Any, str]:
         ]
     if not texts:
         raise CliError("give texts with --text (repeatable) or --file")
-    results, lines = [], []
+    results: list[dict[str, Any]] = []
+    lines: list[str] = []
     for text in texts:
-        default, canary = client.predict(args.name, None, text), client.predict(args.name, args.version, text)
+        default, canary = admin.predict(args.name, None, text), admin.predict(args.name, args.version, text)
         if default.status_code != 200 or canary.status_code != 200:
             raise CliError(
                 f"prediction failed: default HTTP {default.status_code}, {args.version} HTTP "
@@ -248,8 +260,8 @@ def cmd_canary(client, args) -> tuple[Any, str]:
             )
         spans_default = {(e["label"], e["start"], e["end"]) for e in default.json()["entities"]}
         spans_canary = {(e["label"], e["start"], e["end"]) for e in canary.json()["entities"]}
-        only_default = sorted(spans_default - spans_canary, key=lambda s: s[1])
-        only_canary = sorted(spans_canary - spans_default, key=lambda s: s[1])
+        only_default = sorted(spans_default - spans_canary, key=lambda span: span[1])
+        only_canary = sorted(spans_canary - spans_default, key=lambda span: span[1])
         results.append(
             {
                 "text_chars": len(text),
@@ -269,26 +281,83 @@ def cmd_canary(client, args) -> tuple[Any, str]:
     return {"texts": results, "agree": agree, "total": len(results)}, "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--management", default=DEFAULT_MANAGEMENT, help="management API [%(default)s]")
-    parser.add_argument("--inference", default=DEFAULT_INFERENCE, help="inference API [%(default)s]")
-    parser.add_argument(
+COMMANDS: dict[str, Callable[[TorchServeAdmin, argparse.Namespace], Result]] = {
+    "list": cmd_list,
+    "describe": cmd_describe,
+    "register": cmd_register,
+    "set-default": cmd_set_default,
+    "scale": cmd_scale,
+    "unregister": cmd_unregister,
+    "ready": cmd_ready,
+    "canary": cmd_canary,
+}
+
+
+# --- command line --------------------------------------------------------------------------------------------
+
+
+def global_options(defaults: dict[str, Any] | None) -> argparse.ArgumentParser:
+    """The options every command takes. With ``defaults`` None (the copy each command's parser gets) an option
+    left out sets nothing, so the value given before the command, or its default, stands."""
+
+    def default(name: str) -> Any:
+        return argparse.SUPPRESS if defaults is None else defaults[name]
+
+    def shown(name: str) -> str:
+        return "" if defaults is None else f" [{defaults[name]}]"
+
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--management",
+        default=default("management"),
+        help=f"management API, default ${MANAGEMENT_ENV} else TorchServe's{shown('management')}",
+    )
+    options.add_argument(
+        "--inference",
+        default=default("inference"),
+        help=f"inference API, default ${INFERENCE_ENV} else TorchServe's{shown('inference')}",
+    )
+    options.add_argument(
         "--key-file",
         type=Path,
-        default=Path("key_file.json"),
-        help="TorchServe's key file, used when present (token authorization) [%(default)s]",
+        default=default("key_file"),
+        help=f"TorchServe's key file, used when present (token authorization){shown('key_file')}",
     )
-    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    sub = parser.add_subparsers(dest="command", required=True)
+    options.add_argument("--json", action="store_true", default=default("json"), help="print JSON instead of text")
+    return options
 
-    sub.add_parser("list", help="models, versions, default, workers")
-    p = sub.add_parser("describe", help="one model (all versions, or one)")
+
+def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentParser:
+    environ = dict(os.environ) if environ is None else environ
+    defaults = {
+        "management": environ.get(MANAGEMENT_ENV) or DEFAULT_ADDRESSES["management_address"],
+        "inference": environ.get(INFERENCE_ENV) or DEFAULT_ADDRESSES["inference_address"],
+        "key_file": Path("key_file.json"),
+        "json": False,
+    }
+    parser = argparse.ArgumentParser(
+        prog="manage.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[global_options(defaults)],
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    per_command = [global_options(None)]
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=per_command)
+
+    command("list", "models, versions, default, workers")
+    p = command("describe", "one model (all versions, or one)")
     p.add_argument("name")
     p.add_argument("version", nargs="?")
-    p = sub.add_parser("register", help="register a .mar from the model store, with workers")
+    p = command("register", "register a .mar from the model store, with workers")
     p.add_argument("mar", help="archive file name in TorchServe's model store (or a path to it there)")
-    p.add_argument("--name", default=None, help="model name (default: from the archive)")
+    p.add_argument(
+        "--name",
+        default=None,
+        help=f"model name (default: the archive's modelName; {FALLBACK_NAME} when its manifest names none)",
+    )
     p.add_argument("--version", default=None, help="expected version (checked against the archive)")
     p.add_argument(
         "--batch-size", type=int, default=16, help="largest dynamic batch [%(default)s, as config.properties]"
@@ -306,22 +375,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a whole batch may take [%(default)s, as config.properties]",
     )
     p.add_argument("--set-default", action="store_true", help="make it the default once registered")
-    p = sub.add_parser("set-default", help="route unversioned requests to VERSION")
+    p = command("set-default", "route unversioned requests to VERSION")
     p.add_argument("name")
     p.add_argument("version")
-    p = sub.add_parser("scale", help="set worker counts (default version unless --version)")
+    p = command("scale", "set worker counts (default version unless --version)")
     p.add_argument("name")
     p.add_argument("--min", type=int, required=True)
     p.add_argument("--max", type=int, default=None)
     p.add_argument("--version", default=None)
-    p = sub.add_parser("unregister", help="remove a version that is not the default")
+    p = command("unregister", "remove a version that is not the default")
     p.add_argument("name")
     p.add_argument("version")
     p.add_argument("--drain-seconds", type=float, default=2.0, help="wait for queued requests first [%(default)s]")
-    p = sub.add_parser("ready", help="exit 0 only when NAME has a READY worker")
+    p = command("ready", "exit 0 only when NAME has a READY worker")
     p.add_argument("name")
     p.add_argument("--version", default=None)
-    p = sub.add_parser("canary", help="compare VERSION's entities with the default version's")
+    p = command("canary", "compare VERSION's entities with the default version's")
     p.add_argument("name")
     p.add_argument("version")
     p.add_argument("--text", action="append", help="a text to compare (repeatable)")
@@ -329,25 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {
-    "list": cmd_list,
-    "describe": cmd_describe,
-    "register": cmd_register,
-    "set-default": cmd_set_default,
-    "scale": cmd_scale,
-    "unregister": cmd_unregister,
-    "ready": cmd_ready,
-    "canary": cmd_canary,
-}
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        client = TorchServeClient(args.management, args.inference, args.key_file)
-        if args.command == "register" and args.name is None:
-            args.name = "ner_model"
-        result, text = COMMANDS[args.command](client, args)
+        admin = TorchServeAdmin(args.management, args.inference, args.key_file)
+        result, text = COMMANDS[args.command](admin, args)
     except CliError as err:
         print(json.dumps({"error": str(err)}) if args.json else f"error: {err}", file=sys.stderr)
         return 2

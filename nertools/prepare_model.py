@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Resolve --model PATH_OR_HUB_ID to a local checkpoint directory the server can archive, and print its path.
 
 A local directory (Hugging Face save_pretrained layout or the classic layout) is used as it is. Anything else is
@@ -12,15 +11,18 @@ import argparse
 import logging
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from nertools.paths import ROOT
+
 CACHE = ROOT / ".cache" / "models"
 
 logger = logging.getLogger("prepare_model")
 
 
 def resolve(model: str, cache: Path = CACHE) -> Path:
+    """The checkpoint directory for ``model``; ValueError when it is neither a directory nor a loadable hub id."""
     path = Path(model).expanduser()
     if path.is_dir():
         return path.resolve()
@@ -46,7 +48,7 @@ def resolve(model: str, cache: Path = CACHE) -> Path:
     return target
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="checkpoint directory or Hugging Face hub id (e.g. dslim/bert-base-NER)")

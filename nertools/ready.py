@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Is a model able to serve? Exit 0 once it has a READY worker, 1 on timeout.
 
 TorchServe's /ping answers Healthy seconds before any worker has loaded the model, so readiness here means what
@@ -14,8 +13,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-DEFAULT_MANAGEMENT = "http://127.0.0.1:8081"
+from nertools.torchserve import DEFAULT_ADDRESSES, address, count_ready, read_properties
+
+DEFAULT_MANAGEMENT = DEFAULT_ADDRESSES["management_address"]
 
 
 def ready_workers(
@@ -28,10 +31,9 @@ def ready_workers(
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            described = json.load(response)
-    except (urllib.error.URLError, OSError, ValueError):
+            return count_ready(json.load(response))
+    except (urllib.error.URLError, OSError, ValueError):  # ValueError: not JSON, or not a model description
         return 0
-    return sum(1 for entry in described for worker in entry.get("workers", []) if worker.get("status") == "READY")
 
 
 def wait_ready(
@@ -40,7 +42,7 @@ def wait_ready(
     timeout: float,
     version: str | None = None,
     token: str | None = None,
-    alive=lambda: True,
+    alive: Callable[[], bool] = lambda: True,
 ) -> bool:
     """Poll until a worker is READY; stops early (False) when ``alive()`` says the server process has died."""
     deadline = time.monotonic() + timeout
@@ -64,18 +66,12 @@ def pid_alive(pid_file: str) -> bool:
     return True
 
 
-def management_from_config(path: str) -> str:
-    """management_address of a TorchServe config.properties (the last one wins, as in TorchServe)."""
-    address = DEFAULT_MANAGEMENT
-    with open(path, encoding="utf-8") as config:
-        for line in config:
-            key, sep, value = line.strip().partition("=")
-            if sep and key.strip() == "management_address":
-                address = value.strip()
-    return address
+def management_from_config(path: str | Path) -> str:
+    """management_address of a TorchServe config.properties (TorchServe's default when the file has none)."""
+    return address(read_properties(Path(path)), "management_address")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--management", default=None, help=f"management API (default {DEFAULT_MANAGEMENT})")
     parser.add_argument("--config", default=None, help="read management_address from this config.properties")
@@ -91,8 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.management is None:
-        args.management = management_from_config(args.config) if args.config else DEFAULT_MANAGEMENT
-    alive = (lambda: pid_alive(args.pid_file)) if args.pid_file else (lambda: True)
+        try:
+            args.management = management_from_config(args.config) if args.config else DEFAULT_MANAGEMENT
+        except OSError as err:
+            print(f"error: cannot read {args.config}: {err.strerror}", file=sys.stderr)
+            return 2
+    pid_file = args.pid_file
+    alive: Callable[[], bool] = (lambda: pid_alive(pid_file)) if pid_file else (lambda: True)
     ok = wait_ready(args.management, args.model, max(args.timeout, 0.01), args.version, args.token, alive)
     if not ok:
         reason = " (the server process has exited)" if not alive() else ""

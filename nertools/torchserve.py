@@ -4,16 +4,19 @@ Standard library only, so the gateway and the shell scripts use it without torch
 configuration through the command line rather than parse it themselves::
 
     python -m nertools.torchserve get inference_address [--config config.properties] [--default URL]
+    python -m nertools.torchserve check-free [--config config.properties] [KEY ...]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 DEFAULT_ADDRESSES = {
     "inference_address": "http://127.0.0.1:8080",
@@ -63,6 +66,19 @@ def address(properties: dict[str, str], key: str) -> str:
     return properties.get(key) or DEFAULT_ADDRESSES[key]
 
 
+def in_use(url: str, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP connections at ``url``'s host and port (its scheme's port when it has none)."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValueError(f"{url!r} is not an address with a host")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def count_ready(description: Any) -> int:
     """READY workers in a management API model description (``GET /models/NAME[/VERSION]``, a list of versions).
 
@@ -95,20 +111,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     get = commands.add_parser("get", help="print one property's value (the address keys have TorchServe's defaults)")
     get.add_argument("key")
-    get.add_argument("--config", type=Path, default=Path("config.properties"), help="default: ./config.properties")
     get.add_argument("--default", default=None, help="printed when the file does not set the key")
+    check_free = commands.add_parser(
+        "check-free",
+        help="exit 1, naming each, when another process already listens on one of the addresses (before a start: "
+        "a server already there would answer the readiness check in the new one's place)",
+    )
+    check_free.add_argument("keys", nargs="*", default=list(DEFAULT_ADDRESSES), help="default: the three addresses")
+    for command in (get, check_free):
+        command.add_argument(
+            "--config", type=Path, default=Path("config.properties"), help="default: ./config.properties"
+        )
     args = parser.parse_args(argv)
     try:
         properties = read_properties(args.config)
     except OSError as err:
         print(f"error: cannot read {args.config}: {err.strerror}", file=sys.stderr)
         return 2
+    if args.command == "check-free":
+        return _check_free(properties, args.keys, args.config)
     value = properties.get(args.key) or args.default or DEFAULT_ADDRESSES.get(args.key)
     if value is None:
         print(f"error: {args.config} does not set {args.key}", file=sys.stderr)
         return 1
     print(value)
     return 0
+
+
+def _check_free(properties: dict[str, str], keys: Sequence[str], config: Path) -> int:
+    taken = 0
+    for key in keys:
+        if key not in DEFAULT_ADDRESSES:
+            print(f"error: {key} is not one of {', '.join(DEFAULT_ADDRESSES)}", file=sys.stderr)
+            return 2
+        url = address(properties, key)
+        if in_use(url):
+            taken += 1
+            print(
+                f"error: {url} ({key} in {config}) is already in use by another process; stop it "
+                "(./scripts/stop.sh if it is ours) or change the address",
+                file=sys.stderr,
+            )
+    return 1 if taken else 0
 
 
 if __name__ == "__main__":

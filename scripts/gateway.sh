@@ -61,15 +61,17 @@ gateway_pid() {
 
 is_true() { [[ "$(echo "${1:-}" | tr '[:upper:]' '[:lower:]')" =~ ^(1|true|t|yes|y|on)$ ]]; }
 
+# An address from TorchServe's config.properties, read by the project's one reader of that file
+# (nertools/torchserve.py); TorchServe's default, as the gateway's, when the file does not set it.
+ts_address() { "$PY" -m nertools.torchserve get "$2" --config "$1"; }
+
 add_defaults() {
   [[ -z "${NER_GATEWAY_CONFIG_FILE:-}" ]] || return 0  # the file decides; environment would override it
   local ts_config="${NER_TS_CONFIG:-$ROOT/config.properties}" address
-  # The last occurrence of a key wins in TorchServe's config.properties.
-  property() { sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$ts_config" | tail -n1 | tr -d '[:space:]'; }
   if [[ -f "$ts_config" ]]; then
-    address="$(property inference_address)"
+    address="$(ts_address "$ts_config" inference_address)"
     [[ -n "${NER_GATEWAY_INFERENCE_URL:-}" || -z "$address" ]] || export NER_GATEWAY_INFERENCE_URL="$address"
-    address="$(property management_address)"
+    address="$(ts_address "$ts_config" management_address)"
     [[ -n "${NER_GATEWAY_MANAGEMENT_URL:-}" || -z "$address" ]] || export NER_GATEWAY_MANAGEMENT_URL="$address"
   fi
   if [[ -z "${NER_GATEWAY_MODEL_DIR:-}" && -z "${NER_GATEWAY_LABELS:-}" ]] \
@@ -78,17 +80,12 @@ add_defaults() {
   fi
   if [[ -z "${NER_GATEWAY_API_KEYS:-}" && -z "${NER_GATEWAY_API_KEYS_FILE:-}" ]] \
       && ! is_true "${NER_GATEWAY_AUTH_DISABLED:-}"; then
-    if [[ ! -s "$KEY_FILE" ]]; then
-      (umask 077 && "$PY" -c 'import secrets; print("local." + secrets.token_urlsafe(32))' >"$KEY_FILE")
-      echo "created a local API key in $KEY_FILE"
-    fi
+    "$PY" -m nertools.gatewayctl create-key "$KEY_FILE"  # once: an existing key is kept
     export NER_GATEWAY_API_KEYS_FILE="$KEY_FILE"
   fi
 }
 
-healthy() {
-  "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1/health" 2>/dev/null
-}
+healthy() { "$PY" -m nertools.gatewayctl health "$1"; }
 
 start() {
   local pid url
@@ -162,17 +159,7 @@ status() {
   url="$(cat "$URL_FILE" 2>/dev/null)"
   echo "the gateway is running (pid $pid) at $url"
   if healthy "$url"; then echo "  /health: ok"; else echo "  /health: no answer"; fi
-  "$PY" - "$url/ready" <<'PY'
-import json, sys, urllib.error, urllib.request
-try:
-    with urllib.request.urlopen(sys.argv[1], timeout=10) as response:
-        body = json.load(response)
-except urllib.error.HTTPError as err:
-    body = json.load(err)
-except OSError as err:
-    body = {"status": f"no answer ({err})"}
-print(f"  /ready: {body.get('status')}" + (f" ({body['reason']})" if body.get("reason") else ""))
-PY
+  echo "  $("$PY" -m nertools.gatewayctl ready "$url")"
 }
 
 case "$COMMAND" in

@@ -70,23 +70,10 @@ if [[ -f "$TMPDIR/.model_server.pid" ]] && kill -0 "$(cat "$TMPDIR/.model_server
   "$ROOT/scripts/stop.sh" >/dev/null
 fi
 
-address() { sed -n "s/^$1=//p" "$TS_CONFIG" | tail -n1; }
+# The one reader of config.properties (nertools/torchserve.py): the last occurrence of a key wins, as in TorchServe.
+address() { "$PY" -m nertools.torchserve get "$1" --config "$TS_CONFIG"; }
 # Another server on our ports would answer the readiness check in this one's place: refuse to start instead.
-for key in inference_address management_address metrics_address; do
-  if "$PY" - "$(address "$key")" <<'PY'
-import socket, sys, urllib.parse
-url = urllib.parse.urlsplit(sys.argv[1])
-try:
-    socket.create_connection((url.hostname, url.port or 80), timeout=1).close()
-except OSError:
-    sys.exit(1)  # nothing listens: free
-PY
-  then
-    echo "error: $(address "$key") ($key in $TS_CONFIG) is already in use by another process;" \
-      "stop it (./scripts/stop.sh if it is ours) or change the address" >&2
-    exit 1
-  fi
-done
+"$PY" -m nertools.torchserve check-free --config "$TS_CONFIG"
 
 echo "starting TorchServe (logs in logs/)"
 torchserve --start --ncs --ts-config "$TS_CONFIG" --model-store "$MODEL_STORE" --log-config "$ROOT/log4j2.xml" \

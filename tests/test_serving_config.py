@@ -1,30 +1,57 @@
-"""config.properties and handler/model_config.yaml: the values TorchServe would misread or that must agree."""
+"""config.properties and handler/model_config.yaml: the values TorchServe would misread or that must agree.
+
+These are configuration checks, not measurements: the sizing rules and the numbers they use come from the
+"Sizing" table of docs/PERFORMANCE.md, so they hold on any machine that runs the tests.
+"""
+
+from __future__ import annotations
 
 import json
+import re
+from typing import Any
 
 import yaml
 
+from nerserve.protocol import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TEXT_CHARS
 from nerserve.settings import HandlerSettings
-from tests.integration.server import ROOT
+from nertools.torchserve import read_properties
+from tests.support.paths import ROOT
+
+PERFORMANCE_DOC = ROOT / "docs" / "PERFORMANCE.md"
+# Worst-case JSON: every character escaped as a surrogate pair (\ud83d\ude00, 12 bytes), plus the envelope.
+ESCAPED_BYTES_PER_CHAR = 12
+ENVELOPE_BYTES = 1024
 
 
 def properties() -> dict[str, str]:
-    values = {}
-    for line in (ROOT / "config.properties").read_text().splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()  # the last duplicate wins, as in TorchServe
-    return values
+    return read_properties(ROOT / "config.properties")
 
 
-def served_version() -> dict:
+def served_version() -> dict[str, Any]:
     """The models= entry of ner_model 1.0 in config.properties."""
-    return json.loads(properties()["models"])["ner_model"]["1.0"]
+    version: dict[str, Any] = json.loads(properties()["models"])["ner_model"]["1.0"]
+    return version
 
 
-def archived_config() -> dict:
+def archived_config() -> dict[str, Any]:
     """handler/model_config.yaml, the model config packed into the archive."""
-    return yaml.safe_load((ROOT / "handler" / "model_config.yaml").read_text())
+    config: dict[str, Any] = yaml.safe_load((ROOT / "handler" / "model_config.yaml").read_text())
+    return config
+
+
+def handler_settings() -> HandlerSettings:
+    return HandlerSettings.from_mapping(archived_config()["handler"])
+
+
+def sizing() -> dict[str, float]:
+    """The "Sizing" table of docs/PERFORMANCE.md: | `name` | value | what it is |."""
+    section = PERFORMANCE_DOC.read_text(encoding="utf-8").split("## Sizing", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([\d.]+) \|", section, flags=re.M)
+    return {name: float(value) for name, value in rows}
+
+
+def test_the_performance_doc_states_the_sizing_inputs():
+    assert set(sizing()) == {"cores", "seconds_per_longest_document", "timeout_margin"}
 
 
 def test_dynamic_batching_values_are_ones_torchserve_honours():
@@ -35,22 +62,27 @@ def test_dynamic_batching_values_are_ones_torchserve_honours():
     assert 1 <= version["minWorkers"] <= version["maxWorkers"]
 
 
-def test_workers_times_torch_threads_fit_the_two_core_default():
-    version = served_version()
-    settings = HandlerSettings.from_mapping(archived_config()["handler"])
+def test_workers_times_torch_threads_fit_the_documented_cores():
+    settings = handler_settings()
     assert settings.torch_threads >= 1, "torch's default (one thread per core) in every worker oversubscribes"
-    assert version["maxWorkers"] * settings.torch_threads <= 2
+    assert served_version()["maxWorkers"] * settings.torch_threads <= sizing()["cores"]
 
 
 def test_request_size_limit_admits_the_longest_text_the_handler_accepts():
-    settings = HandlerSettings.from_mapping(archived_config()["handler"])
-    # Worst case JSON: every character escaped as a surrogate pair (12 bytes), plus the envelope.
-    assert int(properties()["max_request_size"]) >= 12 * settings.max_text_chars + 1024
+    limit = int(properties()["max_request_size"])
+    assert limit >= ESCAPED_BYTES_PER_CHAR * handler_settings().max_text_chars + ENVELOPE_BYTES
+
+
+def test_the_protocol_defaults_are_the_served_limits():
+    """The gateway takes its limits from nerserve.protocol: they must be the ones TorchServe and the handler apply."""
+    assert handler_settings().max_text_chars == DEFAULT_MAX_TEXT_CHARS
+    assert int(properties()["max_request_size"]) == DEFAULT_MAX_REQUEST_BYTES
+    assert DEFAULT_MAX_REQUEST_BYTES >= ESCAPED_BYTES_PER_CHAR * DEFAULT_MAX_TEXT_CHARS + ENVELOPE_BYTES
 
 
 def test_response_timeout_covers_a_batch_of_the_longest_documents():
     """TorchServe fails a whole batch and replaces the worker when the batch overruns responseTimeout."""
-    version = served_version()
-    seconds_per_longest_document = 10  # measured: 100,000 characters, demo model, one thread (docs/PERFORMANCE.md)
-    assert version["responseTimeout"] >= version["batchSize"] * seconds_per_longest_document * 1.5
+    version, rule = served_version(), sizing()
+    worst_batch = version["batchSize"] * rule["seconds_per_longest_document"]
+    assert version["responseTimeout"] >= worst_batch * rule["timeout_margin"]
     assert archived_config()["responseTimeout"] == version["responseTimeout"]

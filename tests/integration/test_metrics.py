@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import requests
 
 from nerserve.tokenization import encode_batch, load_tokenizer
-from tests.integration.prometheus_text import parse, scrape, value
+from tests.support.polling import wait_until
+from tests.support.prometheus_text import parse, scrape, value
 
 NAME = {"ModelName": "ner_model", "ModelVersion": "1.0"}
-
-
-def wait_for_metrics(server, check, timeout=30.0):
-    """Metrics reach /metrics asynchronously (the frontend reads them from the worker's log); poll."""
-    deadline = time.monotonic() + timeout
-    while True:
-        samples = scrape(server.metrics)
-        if check(samples) or time.monotonic() > deadline:
-            return samples
-        time.sleep(0.5)
 
 
 def test_ner_metrics_count_known_requests(tiny_server, tiny_checkpoint):
@@ -36,14 +25,13 @@ def test_ner_metrics_count_known_requests(tiny_server, tiny_checkpoint):
     for bad in ({"text": 1}, {"nope": "x"}):
         assert requests.post(f"{tiny_server.inference}/predictions/ner_model", json=bad, timeout=60).status_code == 400
 
-    def moved(samples):
-        return (
-            value(samples, "NerRequests", Outcome="client_error", **NAME)
-            - value(before, "NerRequests", Outcome="client_error", **NAME)
-            >= 2
-        )
+    def moved():
+        # Metrics reach /metrics asynchronously: the frontend reads them from the worker's log.
+        samples = scrape(tiny_server.metrics)
+        client_errors = value(samples, "NerRequests", Outcome="client_error", **NAME)
+        return samples if client_errors - value(before, "NerRequests", Outcome="client_error", **NAME) >= 2 else None
 
-    after = wait_for_metrics(tiny_server, moved)
+    after = wait_until(moved, 30, "both client errors on TorchServe's /metrics", interval=0.5)
 
     def delta(name, **labels):
         return value(after, name, **labels, **NAME) - value(before, name, **labels, **NAME)

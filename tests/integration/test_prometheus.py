@@ -6,16 +6,19 @@ import math
 import re
 import shutil
 import subprocess
-import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 import pytest
 import requests
 import yaml
 
-from tests.integration.prometheus_text import scrape, value
-from tests.integration.server import ROOT, free_port
+from tests.support.paths import ROOT
+from tests.support.polling import wait_until
+from tests.support.ports import free_port
+from tests.support.prometheus_text import scrape, value
 
 METRICS_DOC = ROOT / "docs" / "METRICS.md"
 SCRAPE_CONFIG = ROOT / "docs" / "prometheus.yml"
@@ -60,7 +63,7 @@ class Prometheus:
         ]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT)
-        poll(self.ready, "Prometheus /-/ready", timeout, self.log_tail)
+        wait_explained(self.ready, "Prometheus /-/ready", self.log_tail, timeout)
         return self
 
     def ready(self) -> bool:
@@ -96,16 +99,15 @@ class Prometheus:
         self.process = None
 
 
-def poll(check, what: str, timeout: float = 60, details=lambda: ""):
-    """Call ``check`` until it returns something truthy; fail with the last answer after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} after {timeout}s (last: {result!r})\n{details()}")
-        time.sleep(0.25)
+T = TypeVar("T")
+
+
+def wait_explained(condition: Callable[[], T], what: str, details: Callable[[], str], timeout: float = 60) -> T:
+    """wait_until, with ``details()`` (Prometheus's log, what it holds) added to the failure."""
+    try:
+        return wait_until(condition, timeout, what, interval=0.25)
+    except AssertionError as err:
+        raise AssertionError(f"{err}\n{details()}") from None
 
 
 @pytest.fixture
@@ -139,7 +141,7 @@ def send_round(server) -> dict[str, float]:
     for text in ["Angela Merkel met Tim Cook in Berlin.", "john smith flew to paris", "x " * 100]:
         assert requests.post(url, json={"text": text}, timeout=60).status_code == 200
     assert requests.post(url, json={"text": 1}, timeout=60).status_code == 400
-    wanted = dict(zip(COUNTS, (4, 1)))
+    wanted = dict(zip(COUNTS, (4, 1), strict=True))
 
     def counted():
         # The frontend learns the handler's metrics from the worker's log, a moment after the response.
@@ -147,7 +149,7 @@ def send_round(server) -> dict[str, float]:
         moved = all(read(after) - read(before) >= wanted[promql] for promql, read in COUNTS.items())
         return {promql: read(after) for promql, read in COUNTS.items()} if moved else None
 
-    return poll(counted, "round of 4 requests on TorchServe's /metrics")
+    return wait_until(counted, 60, "round of 4 requests on TorchServe's /metrics", interval=0.25)
 
 
 def caught_up(prometheus: Prometheus, counts: dict[str, float]) -> None:
@@ -156,10 +158,10 @@ def caught_up(prometheus: Prometheus, counts: dict[str, float]) -> None:
     def latest():
         return {promql: sum(v for _, v in prometheus.query(promql)) for promql in counts}
 
-    poll(
+    wait_explained(
         lambda: all(got >= counts[promql] for promql, got in latest().items()),
         f"scrape of {counts}",
-        details=lambda: f"Prometheus has {latest()}\n{prometheus.log_tail()}",
+        lambda: f"Prometheus has {latest()}\n{prometheus.log_tail()}",
     )
 
 
@@ -171,10 +173,8 @@ def positive(prometheus: Prometheus, promql: str) -> list[tuple[dict[str, str], 
 
 def test_prometheus_scrapes_torchserve_and_the_documented_queries_work(tiny_server, start_prometheus):
     prometheus = start_prometheus(urlparse(tiny_server.metrics).netloc)
-    poll(
-        lambda: positive(prometheus, 'up{job="torchserve"}'),
-        "successful scrape of TorchServe",
-        details=prometheus.log_tail,
+    wait_explained(
+        lambda: positive(prometheus, 'up{job="torchserve"}'), "successful scrape of TorchServe", prometheus.log_tail
     )
 
     # Round one makes every series exist (a counter appears with its first increment, and rate() does not count
@@ -196,8 +196,8 @@ def test_prometheus_scrapes_torchserve_and_the_documented_queries_work(tiny_serv
         ]
         return None if waiting else results
 
-    results = poll(
-        all_answer, "data for every query of docs/METRICS.md", details=lambda: f"queries still empty or NaN: {waiting}"
+    results = wait_explained(
+        all_answer, "data for every query of docs/METRICS.md", lambda: f"queries still empty or NaN: {waiting}"
     )
     for promql, series in results.items():
         assert all(v >= 0 for _, v in series), (promql, series)

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import os
-import re
 import socket
 import subprocess
 
 import requests
-from scripts.ready import management_from_config
 
-from tests.integration.server import ROOT, free_port
+from nertools.ready import management_from_config
+from nertools.torchserve import read_properties
+from tests.support.paths import ROOT
+from tests.support.ports import free_port
 
 
 def instance_env(tmp_path):
+    """The project's config.properties on free ports, and an environment that keeps serve.sh's state in tmp_path."""
     ports = {name: free_port() for name in ("inference", "management", "metrics")}
-    config = (ROOT / "config.properties").read_text()
-    for name, port in ports.items():
-        config = re.sub(rf"^{name}_address=.*$", f"{name}_address=http://127.0.0.1:{port}", config, flags=re.M)
-    for name in ("grpc_inference_port", "grpc_management_port"):
-        config = re.sub(rf"^{name}=.*$", f"{name}={free_port()}", config, flags=re.M)
+    properties = read_properties(ROOT / "config.properties")
+    properties.update({f"{name}_address": f"http://127.0.0.1:{port}" for name, port in ports.items()})
+    properties.update({name: str(free_port()) for name in ("grpc_inference_port", "grpc_management_port")})
     config_path = tmp_path / "config.properties"
-    config_path.write_text(config)
+    config_path.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
     # The developer's own gateway settings (a state dir, a port, keys) must not leak into this instance.
     env = {key: value for key, value in os.environ.items() if not key.startswith("NER_")}
     env.update(

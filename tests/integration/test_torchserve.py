@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 
 import requests
 
-from tests.conftest import load_handler, run_batch
+from tests.support.handler_harness import load_handler, run_batch
 
 SENTENCES = [
     "Angela Merkel met Tim Cook in Berlin.",
@@ -60,10 +61,10 @@ def test_concurrent_requests_are_batched_and_equal_single_results(tiny_server, t
     assert [r.status_code for r in responses] == [200] * len(texts)
     batch_sizes = [int(r.headers["X-NER-Batch-Size"]) for r in responses]
     assert max(batch_sizes) > 1, f"no dynamic batching observed: {batch_sizes}"
-    for response, want in zip(responses, expected):
+    for response, want in zip(responses, expected, strict=True):
         got = response.json()["entities"]
         assert strip_scores(got) == strip_scores(want)
-        assert all(abs(a["score"] - b["score"]) < 1e-4 for a, b in zip(got, want))
+        assert all(abs(a["score"] - b["score"]) < 1e-4 for a, b in zip(got, want, strict=True))
 
 
 def test_bad_requests_in_a_batch_fail_alone(tiny_server):
@@ -76,7 +77,7 @@ def test_bad_requests_in_a_batch_fail_alone(tiny_server):
         dict(json={"text": "y" * 100_001}),
     ]
     good = [dict(json={"text": t}) for t in SENTENCES[:6]]
-    calls = [x for pair in zip(good, bad) for x in pair]
+    calls = [x for pair in zip(good, bad, strict=True) for x in pair]
     with ThreadPoolExecutor(len(calls)) as pool:
         responses = list(pool.map(lambda kwargs: predict(tiny_server, **kwargs), calls))
     statuses = [r.status_code for r in responses]
@@ -98,7 +99,7 @@ def test_a_50000_character_document(tiny_server):
     entities = predict(tiny_server, {"text": text}).json()["entities"]
     assert entities and entities[-1]["end"] > 49_000
     assert all(text[e["start"] : e["end"]] == e["text"] for e in entities)
-    assert all(a["end"] <= b["start"] for a, b in zip(entities, entities[1:]))
+    assert all(a["end"] <= b["start"] for a, b in pairwise(entities))
     assert [e for e in (s for s in segments if s["label"] != "other")] == entities
 
 
@@ -108,7 +109,7 @@ def test_segments_format(tiny_server):
     segments = predict(tiny_server, {"text": text, "format": "segments"}).json()["segments"]
     assert "".join(s["text"] for s in segments) == text
     assert [s for s in segments if s["label"] != "other"] == entities
-    assert all(a["end"] == b["start"] for a, b in zip(segments, segments[1:]))
+    assert all(a["end"] == b["start"] for a, b in pairwise(segments))
     others = [s for s in segments if s["label"] == "other"]
     assert others and all(s["score"] is None for s in others)
 

@@ -15,8 +15,10 @@ import time
 import pytest
 import requests
 
-from tests.integration.server import ROOT, TorchServe, build_archive
-from tests.tiny_models import build_hf_checkpoint
+from tests.support.paths import ROOT
+from tests.support.polling import wait_until
+from tests.support.tiny_models import build_hf_checkpoint
+from tests.support.torchserve import TorchServe, build_archive
 
 CLIENTS = 6
 TEXTS = ["Angela Merkel met Tim Cook in Berlin.", "john smith flew to paris", "Mary took aspirin in London"]
@@ -38,6 +40,7 @@ def versioned_server(tmp_path_factory, java_available):
 
 
 def manage(server, *args, check=True):
+    """scripts/manage.py as an operator runs it, against ``server``."""
     command = [
         sys.executable,
         str(ROOT / "scripts" / "manage.py"),
@@ -77,6 +80,15 @@ class Load:
                 self.records.append((started, time.monotonic(), status, version))
             n += 1
 
+    def answered(self) -> int:
+        with self.lock:
+            return len(self.records)
+
+    def run_for(self, requests: int, timeout: float = 120) -> None:
+        """Wait until ``requests`` more requests have been answered: the load runs across the step that follows."""
+        target = self.answered() + requests
+        wait_until(lambda: self.answered() >= target, timeout, f"{requests} more answered requests", interval=0.02)
+
     def __enter__(self) -> Load:
         for thread in self.threads:
             thread.start()
@@ -91,7 +103,7 @@ class Load:
 def test_zero_downtime_upgrade(versioned_server):
     server = versioned_server
     with Load(f"{server.inference}/predictions/ner_model") as load:
-        time.sleep(2)
+        load.run_for(30)
         manage(
             server,
             "register",
@@ -108,16 +120,16 @@ def test_zero_downtime_upgrade(versioned_server):
         canary = manage(server, "canary", "ner_model", "2.0", *sum((["--text", t] for t in TEXTS), []), check=False)
         assert canary.returncode in (0, 1), canary.stderr  # 1: the two random models disagree, as they should
         assert "texts give the same entities" in canary.stdout
-        time.sleep(1)
+        load.run_for(CLIENTS * 2)
         switch_started = time.monotonic()
         manage(server, "set-default", "ner_model", "2.0")
         switch_done = time.monotonic()
-        time.sleep(1)
+        load.run_for(CLIENTS * 2)
         manage(server, "scale", "ner_model", "--min", "2", "--max", "2")
         refused = manage(server, "unregister", "ner_model", "2.0", check=False)
         assert refused.returncode == 2 and "default version" in refused.stderr
         manage(server, "unregister", "ner_model", "1.0")
-        time.sleep(2)
+        load.run_for(30)
     records = load.records
     failed = [r for r in records if r[2] != 200]
     assert len(records) > 50, f"only {len(records)} requests were sent"

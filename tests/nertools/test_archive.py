@@ -1,4 +1,4 @@
-"""scripts/archive.py's pure parts: which files go in, and config overrides; and one real archive's contents."""
+"""nertools/archive.py's pure parts: which files go in, and config overrides; and one real archive's contents."""
 
 import logging
 import shutil
@@ -6,7 +6,9 @@ import zipfile
 
 import torch
 import yaml
-from scripts.archive import ROOT, checkpoint_files, main, write_config_override
+
+from nertools.archive import checkpoint_files, main, write_config_override
+from nertools.paths import MODEL_CONFIG
 
 # What a `git clone` of a hub model brings next to the weights that serving uses.
 HUB_EXTRAS = ["pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "rust_model.ot", "README.md", ".gitattributes"]
@@ -14,8 +16,8 @@ HUB_EXTRAS = ["pytorch_model.bin", "tf_model.h5", "flax_model.msgpack", "rust_mo
 
 def test_config_override_keeps_the_rest(tmp_path):
     target = tmp_path / "cfg.yaml"
-    write_config_override(ROOT / "handler" / "model_config.yaml", target, {"quantization": "int8_dynamic"})
-    original = yaml.safe_load((ROOT / "handler" / "model_config.yaml").read_text())
+    write_config_override(MODEL_CONFIG, target, {"quantization": "int8_dynamic"})
+    original = yaml.safe_load(MODEL_CONFIG.read_text())
     written = yaml.safe_load(target.read_text())
     assert written["handler"]["quantization"] == "int8_dynamic"
     assert {k: v for k, v in written["handler"].items() if k != "quantization"} == original["handler"]
@@ -68,7 +70,7 @@ def test_the_archive_holds_only_what_serving_reads(tiny_checkpoint, tmp_path, ca
 
 def test_validation_sees_only_the_packed_files(tiny_checkpoint, tmp_path, monkeypatch, caplog):
     # Were the tokenizer's vocabulary left out, the archive would serve every word as [UNK]: refuse to build it.
-    monkeypatch.setattr("scripts.archive.TOKENIZER_FILES", ("config.json", "tokenizer_config.json"))
+    monkeypatch.setattr("nertools.archive.TOKENIZER_FILES", ("config.json", "tokenizer_config.json"))
     store = tmp_path / "store"
     assert main(["--model-dir", str(tiny_checkpoint), "--export-path", str(store)]) == 2
     assert any("the tokenizer has no vocabulary beyond its 5 special tokens" in m for m in caplog.messages)

@@ -1,10 +1,25 @@
-"""The benchmark's own logic: percentiles, ratios, result schema, table (speed itself is never asserted)."""
+"""The benchmark's own logic: percentiles, ratios, result schema, table, and that its in-process rows run
+(speed itself is never asserted)."""
 
 import math
 
 import numpy as np
 import pytest
-from scripts.bench import RESULT_KEYS, add_ratios, markdown_table, percentile, result_row
+
+from nertools.bench import (
+    RESULT_KEYS,
+    add_ratios,
+    bench_handler,
+    bench_raw_ceiling,
+    build_workload,
+    forward_inputs,
+    handler_f1,
+    load_handler,
+    markdown_table,
+    percentile,
+    result_row,
+    single_forward_latency,
+)
 
 
 @pytest.mark.parametrize("q", [0, 25, 50, 90, 95, 99, 100])
@@ -38,3 +53,19 @@ def test_rows_have_the_schema_and_ratios_use_the_baseline():
 def test_ratios_without_a_baseline_stay_empty():
     rows = add_ratios([result_row("x", "served", 10, 1.0)])
     assert rows[0]["vs_baseline"] is None
+
+
+def test_the_in_process_rows_run_on_the_handlers_data_path(tiny_checkpoint):
+    """The rows that drive the handler directly (preprocess's forward passes, handle()) follow its current API."""
+    handler = load_handler(tiny_checkpoint)
+    texts = ["Angela Merkel met Tim Cook in Berlin.", "john smith flew to paris", "x " * 600]
+    assert [len(forward_inputs(handler, [text])) for text in texts[:2]] == [1, 1]
+    for row in (bench_raw_ceiling(handler, texts, batch_size=2), bench_handler(handler, texts, batch_size=2)):
+        assert tuple(row) == RESULT_KEYS and row["texts"] == len(texts) and row["errors"] == 0
+    assert len(single_forward_latency(handler, threads=1, runs=3)) == 3
+
+
+def test_the_workload_and_the_accuracy_row_use_the_demo_model_package(tiny_checkpoint):
+    texts = build_workload(seed=7, sentences=5, documents=1)
+    assert len(texts) == 6 and sum("\n\n" in text for text in texts) == 1
+    assert 0.0 <= handler_f1(load_handler(tiny_checkpoint)) <= 1.0

@@ -1,10 +1,11 @@
-"""scripts/ready.py's process check: serve.sh stops waiting for READY as soon as TorchServe has exited."""
+"""nertools/ready.py: serve.sh stops waiting for READY as soon as TorchServe has exited; the config it reads."""
 
 import os
 import subprocess
 import sys
 
-from scripts.ready import main, pid_alive
+import nertools.ready
+from nertools.ready import main, management_from_config, pid_alive, ready_workers
 
 
 def test_pid_alive_follows_the_process(tmp_path):
@@ -20,11 +21,34 @@ def test_pid_alive_follows_the_process(tmp_path):
     assert not pid_alive(str(pid_file))
 
 
-def test_waiting_ends_at_once_when_the_server_has_exited(tmp_path, capsys):
-    """Nothing listens on port 9 and the pid file names no process: exit 1 long before the 60 s timeout."""
-    import time
+def test_waiting_ends_at_once_when_the_server_has_exited(tmp_path, capsys, monkeypatch):
+    """Nothing listens on port 9 and the pid file names no process: one look, then exit 1 (not the 60 s timeout)."""
+    looks = []
 
-    started = time.monotonic()
+    def counted(*args, **kwargs):
+        looks.append(args)
+        return ready_workers(*args, **kwargs)
+
+    monkeypatch.setattr(nertools.ready, "ready_workers", counted)
     code = main(["--management", "http://127.0.0.1:9", "--timeout", "60", "--pid-file", str(tmp_path / "none")])
-    assert code == 1 and time.monotonic() - started < 10
+    assert code == 1 and len(looks) == 1
     assert "the server process has exited" in capsys.readouterr().err
+
+
+def test_nothing_listening_is_zero_ready_workers():
+    assert ready_workers("http://127.0.0.1:9", "ner_model", timeout=2) == 0
+
+
+def test_the_management_address_comes_from_the_config(tmp_path):
+    config = tmp_path / "config.properties"
+    config.write_text(
+        "management_address=http://127.0.0.1:1\n# management_address=http://127.0.0.1:2\nmanagement_address = http://127.0.0.1:3\n"
+    )
+    assert management_from_config(config) == "http://127.0.0.1:3"  # the last one wins, spaces allowed
+    config.write_text("inference_address=http://127.0.0.1:1\n")
+    assert management_from_config(config) == "http://127.0.0.1:8081"  # TorchServe's default
+
+
+def test_an_unreadable_config_is_an_error_not_a_traceback(tmp_path, capsys):
+    assert main(["--config", str(tmp_path / "absent.properties")]) == 2
+    assert "cannot read" in capsys.readouterr().err

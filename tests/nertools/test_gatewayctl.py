@@ -1,0 +1,99 @@
+"""nertools/gatewayctl.py, the Python steps of scripts/gateway.sh: health, the /ready line, the local API key."""
+
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from nertools.gatewayctl import KEY_PREFIX, create_key, healthy, main, ready_line
+from tests.support.ports import free_port
+
+
+class FakeGateway(BaseHTTPRequestHandler):
+    """/health 200; /ready as ``ready`` says (a 503 carries the reason, as the gateway's does)."""
+
+    ready: tuple[int, bytes] = (200, b'{"status": "ready"}')
+
+    def do_GET(self) -> None:
+        status, body = (200, b'{"status": "ok"}') if self.path == "/health" else type(self).ready
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep the test output clean
+        pass
+
+
+@pytest.fixture
+def gateway() -> Iterator[tuple[str, type[FakeGateway]]]:
+    handler = type("Gateway", (FakeGateway,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_health_answers_and_nothing_listening_is_unhealthy(gateway):
+    url, _ = gateway
+    assert healthy(url) and main(["health", url]) == 0
+    assert not healthy(f"http://127.0.0.1:{free_port()}")
+    assert main(["health", f"http://127.0.0.1:{free_port()}"]) == 1
+    assert not healthy("")
+
+
+def test_ready_line_shows_the_status_and_the_reason(gateway, capsys):
+    url, handler = gateway
+    assert ready_line(url) == "/ready: ready"
+    handler.ready = (503, json.dumps({"status": "not ready", "reason": "no READY worker"}).encode())
+    assert ready_line(url) == "/ready: not ready (no READY worker)"
+    handler.ready = (503, b"<html>")
+    assert ready_line(url) == "/ready: HTTP 503"
+    assert main(["ready", url]) == 0 and capsys.readouterr().out == "/ready: HTTP 503\n"
+    assert ready_line(f"http://127.0.0.1:{free_port()}").startswith("/ready: no answer (")
+
+
+def test_a_key_is_created_once_and_only_its_owner_reads_it(tmp_path, capsys):
+    key_file = tmp_path / "api_key"
+    assert main(["create-key", str(key_file)]) == 0
+    assert capsys.readouterr().out == f"created a local API key in {key_file}\n"
+    key = key_file.read_text()
+    assert key.startswith(KEY_PREFIX) and len(key.strip()) > 40 and key.endswith("\n")
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert main(["create-key", str(key_file)]) == 0
+    assert capsys.readouterr().out == "" and key_file.read_text() == key
+
+
+def test_an_empty_key_file_is_filled_and_made_private(tmp_path):
+    key_file = tmp_path / "api_key"
+    key_file.touch(mode=0o644)
+    key_file.chmod(0o644)
+    assert create_key(key_file)
+    assert key_file.read_text().startswith(KEY_PREFIX) and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_an_unwritable_key_file_is_an_error(tmp_path, capsys):
+    assert main(["create-key", str(tmp_path / "no_such_dir" / "api_key")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_runs_as_a_module_from_the_shell(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "nertools.gatewayctl", "create-key", str(tmp_path / "k")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and (tmp_path / "k").read_text().startswith(KEY_PREFIX)
