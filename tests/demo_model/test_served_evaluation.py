@@ -6,16 +6,16 @@ scripts/test.sh builds the demo model first, so these run in CI; a bare `pytest`
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from itertools import pairwise
 
 import pytest
 import requests
 
-from tests.conftest import load_handler, run_batch
+from demo_model.evaluation import EntityDict, evaluate, load_eval_set
+from tests.support.handler_harness import load_handler, run_batch
+from tests.support.paths import DEMO_MODEL_DIR
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "model_related_data"
-METRICS = DEMO / "demo_model_metrics.json"
+METRICS = DEMO_MODEL_DIR / "demo_model_metrics.json"
 MERKEL = "Angela Merkel met Tim Cook in Berlin."
 MERKEL_ENTITIES = [("PER", "Angela Merkel", 0, 13), ("PER", "Tim Cook", 18, 26), ("LOC", "Berlin", 30, 36)]
 
@@ -27,7 +27,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def demo_handler():
-    return load_handler(DEMO)
+    return load_handler(DEMO_MODEL_DIR)
 
 
 def spans(entities):
@@ -41,9 +41,8 @@ def test_the_readme_sentence(demo_handler):
 
 def test_our_serving_path_reproduces_the_build_evaluation(demo_handler):
     """The build evaluated with transformers' pipeline; our handler must score the same on the held-out set."""
-    from scripts.demo_data.evaluation import evaluate, load_eval_set
 
-    def predict(texts):
+    def predict(texts: list[str]) -> list[list[EntityDict]]:
         responses, _ = run_batch(demo_handler, [{"body": {"text": t}} for t in texts])
         return [[{"label": e["label"], "start": e["start"], "end": e["end"]} for e in r["entities"]] for r in responses]
 
@@ -55,11 +54,12 @@ def test_our_serving_path_reproduces_the_build_evaluation(demo_handler):
     assert ours["micro"]["f1"] >= 0.9, ours["micro"]
 
 
+@pytest.mark.integration  # a real TorchServe, like everything under an integration/ folder
 def test_demo_archive_in_torchserve(tmp_path, java_available):
-    from tests.integration.server import TorchServe, build_archive
+    from tests.support.torchserve import TorchServe, build_archive
 
     store = tmp_path / "store"
-    build_archive(DEMO, store)
+    build_archive(DEMO_MODEL_DIR, store)
     server = TorchServe(tmp_path, store, "ner_model=ner_model.mar").start()
     try:
         response = requests.post(f"{server.inference}/predictions/ner_model", json={"text": MERKEL}, timeout=60)
@@ -78,7 +78,7 @@ def test_demo_archive_in_torchserve(tmp_path, java_available):
         # near-complete recall rather than equality; the structure must hold exactly.
         assert len(found & expected) >= 0.98 * len(expected)
         assert all(long_doc[e["start"] : e["end"]] == e["text"] for e in entities)
-        assert all(a["end"] <= b["start"] for a, b in zip(entities, entities[1:]))
+        assert all(a["end"] <= b["start"] for a, b in pairwise(entities))
     finally:
         server.stop()
 
@@ -95,4 +95,4 @@ def test_segments_of_multi_piece_characters_cover_the_text(demo_handler, aggrega
     assert statuses == [(200, None)]
     segments = responses[0]["segments"]
     assert "".join(s["text"] for s in segments) == text
-    assert all(a["end"] == b["start"] for a, b in zip(segments, segments[1:]))
+    assert all(a["end"] == b["start"] for a, b in pairwise(segments))
