@@ -316,7 +316,7 @@ async def bench_websocket(url: str, texts: list[str], concurrency: int, token: s
 
 
 def worker_rss_mb() -> list[float]:
-    import psutil  # type: ignore[import-untyped]
+    import psutil
 
     rss = []
     for process in psutil.process_iter(["cmdline", "memory_info"]):
@@ -390,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("httpx", "httpx2", "httpcore"):  # one INFO line per request would cost the client CPU
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from tqdm import tqdm  # type: ignore[import-untyped]
+    from tqdm import tqdm
 
     texts = build_workload(args.seed, args.sentences, args.documents)
     steps = ["pipeline bs32", "pipeline bs1", "raw ceiling", "handler", "single sentence", "accuracy"]

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 NO_DEPS_MARKER = "# lock: no-deps"
 HEADER = """\
@@ -47,7 +48,7 @@ def split_requirements(text: str) -> tuple[list[str], list[str]]:
     return with_deps, no_deps
 
 
-def pins_from_report(report: dict) -> list[Pin]:
+def pins_from_report(report: dict[str, Any]) -> list[Pin]:
     """The packages of a ``pip install --report`` with their archive hashes; a package without a hash is an error."""
     pins = []
     for item in report.get("install", []):
