@@ -6,44 +6,30 @@ import json
 import stat
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from nertools.gatewayctl import KEY_PREFIX, create_key, healthy, main, ready_line
+from tests.support.json_server import json_server
 from tests.support.ports import free_port
 
 
-class FakeGateway(BaseHTTPRequestHandler):
+class FakeGateway:
     """/health 200; /ready as ``ready`` says (a 503 carries the reason, as the gateway's does)."""
 
-    ready: tuple[int, bytes] = (200, b'{"status": "ready"}')
+    def __init__(self) -> None:
+        self.ready: tuple[int, bytes] = (200, b'{"status": "ready"}')
 
-    def do_GET(self) -> None:
-        status, body = (200, b'{"status": "ok"}') if self.path == "/health" else type(self).ready
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep the test output clean
-        pass
+    def __call__(self, path: str) -> tuple[int, bytes]:
+        return (200, b'{"status": "ok"}') if path == "/health" else self.ready
 
 
 @pytest.fixture
-def gateway() -> Iterator[tuple[str, type[FakeGateway]]]:
-    handler = type("Gateway", (FakeGateway,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+def gateway() -> Iterator[tuple[str, FakeGateway]]:
+    fake = FakeGateway()
+    with json_server(fake) as url:
+        yield url, fake
 
 
 def test_health_answers_and_nothing_listening_is_unhealthy(gateway):

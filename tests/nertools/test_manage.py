@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
 import zipfile
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from nertools.manage import (
     main,
     read_manifest,
 )
+from tests.support.json_server import json_server
 
 GLOBAL = ["--management", "http://m:1", "--inference", "http://i:2", "--key-file", "k.json", "--json"]
 
@@ -144,33 +143,20 @@ def test_error_message_is_torchserves_message_or_the_body():
     assert error_message(response(404, b"")) == "Not Found"
 
 
-class FakeManagement(BaseHTTPRequestHandler):
+DESCRIPTION = [{"modelName": "ner_model", "modelVersion": "1.0", "workers": [{"id": "1", "status": "READY"}]}]
+
+
+def fake_management(path: str) -> tuple[int, object]:
     """GET /models/ner_model[/all]: one READY version 1.0, as TorchServe's management API describes it."""
-
-    DESCRIPTION = [{"modelName": "ner_model", "modelVersion": "1.0", "workers": [{"id": "1", "status": "READY"}]}]
-
-    def do_GET(self) -> None:
-        known = self.path in ("/models/ner_model", "/models/ner_model/all")
-        body = json.dumps(self.DESCRIPTION if known else {"code": 404, "message": "Model not found"}).encode()
-        self.send_response(200 if known else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep the test output clean
-        pass
+    if path in ("/models/ner_model", "/models/ner_model/all"):
+        return 200, DESCRIPTION
+    return 404, {"code": 404, "message": "Model not found"}
 
 
 @pytest.fixture
 def management() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeManagement)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with json_server(fake_management) as url:
+        yield url
 
 
 def test_describe_with_json_after_the_command_prints_json(management, capsys, tmp_path):
