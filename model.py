@@ -12,24 +12,39 @@ Layouts read by ``BertTokenClassifier.from_checkpoint(directory)``:
   whatever their names: the first takes the encoder's hidden size, each next one the previous one's outputs, and
   layers of equal shape keep the order of the weights file. The chain is then checked against the config.
 
-TorchServe requires exactly one class in this file, so the loading helpers are module functions and errors are
-plain ``ValueError`` s whose message names the file and field at fault.
+Layout detection and label files are ``nerserve.checkpoint``'s, shared with the gateway. Every loading error is a
+``CheckpointError`` (a ``ValueError``) whose message names the file and field at fault.
+
+This module sits at the repository root because the product's layout puts it there; the archive ships it beside
+the handler (``--model-file``). TorchServe's one-class rule concerns the handler module it imports, and
+``BaseHandler._load_pickled_model``, which this project's handler never calls: it builds the model with
+``BertTokenClassifier.from_checkpoint``.
 """
 
 from __future__ import annotations
 
-import json
+import itertools
 import re
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
-HF_CONFIG = "config.json"
-CLASSIC_BERT_CONFIG = "bert_config.json"
-CLASSIC_HEAD_CONFIG = "bert_for_token_classification_config.json"
-CLASSIC_LABELS = "labels_file.txt"
+from nerserve.checkpoint import (
+    CLASSIC_BERT_CONFIG,
+    CLASSIC_HEAD_CONFIG,
+    CLASSIC_LABELS,
+    HF_CONFIG,
+    CheckpointError,
+    Layout,
+    detect_layout,
+    labels_from_hf_config,
+    read_json,
+    read_labels_file,
+)
+
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 PREFERRED_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
@@ -66,7 +81,7 @@ class BertTokenClassifier(nn.Module):
             if activation not in ACTIVATIONS:
                 raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
             layers: list[nn.Module] = []
-            for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
                 layers.append(nn.Linear(n_in, n_out))
                 if i < len(sizes) - 2:
                     layers.extend([ACTIVATIONS[activation](), nn.Dropout(dropout)])
@@ -79,20 +94,21 @@ class BertTokenClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of shape (batch, sequence, num_labels)."""
         hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.classifier(self.dropout(hidden))
+        logits: torch.Tensor = self.classifier(self.dropout(hidden))
+        return logits
 
     @classmethod
     def from_checkpoint(cls, directory: str | Path) -> BertTokenClassifier:
         """Build the module from a checkpoint directory in either layout and load its weights (eval mode)."""
         directory = Path(directory)
         weights_path = model_files(directory)[-1]
-        model = _build_classic(directory) if _is_classic(directory) else _build_hf(directory)
-        state = _normalise_state_dict(_read_state_dict(weights_path), model, weights_path)
+        model = _build_classic(directory) if detect_layout(directory) is Layout.CLASSIC else _build_hf(directory)
+        state = _normalize_state_dict(_read_state_dict(weights_path), model, weights_path)
         missing, unexpected = model.load_state_dict(state, strict=False)
         # position_ids is a non-persistent buffer in current transformers; older checkpoints still carry it.
         unexpected = [k for k in unexpected if not k.endswith("position_ids")]
         if missing or unexpected:
-            raise ValueError(
+            raise CheckpointError(
                 f"{weights_path.name}: weights do not match the model built from the config "
                 f"(missing: {missing[:5]}{'...' if len(missing) > 5 else ''}, "
                 f"unexpected: {unexpected[:5]}{'...' if len(unexpected) > 5 else ''})"
@@ -101,7 +117,7 @@ class BertTokenClassifier(nn.Module):
 
 
 def quantize_int8_dynamic(model: BertTokenClassifier) -> nn.Module:
-    """Int8 weights (per output channel) for every Linear layer, activations quantised per batch; CPU only.
+    """Int8 weights (per output channel) for every Linear layer, activations quantized per batch; CPU only.
 
     torch.ao.quantization warns that it is deprecated; it is still the fastest int8 path on x86 CPUs in this
     torch version (fbgemm kernels), and the choice is measured in docs/PERFORMANCE.md.
@@ -113,7 +129,8 @@ def quantize_int8_dynamic(model: BertTokenClassifier) -> nn.Module:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.ao.quantization is deprecated.*")
         warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*")
-        return quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+        quantized: nn.Module = quantize_dynamic(model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+    return quantized
 
 
 def model_files(directory: Path) -> list[Path]:
@@ -122,10 +139,11 @@ def model_files(directory: Path) -> list[Path]:
     A missing one is an error naming it. A model archive must hold these; the tokenizer's files are the handler's.
     """
     directory = Path(directory)
-    names = (CLASSIC_BERT_CONFIG, CLASSIC_HEAD_CONFIG, CLASSIC_LABELS) if _is_classic(directory) else (HF_CONFIG,)
+    classic = detect_layout(directory) is Layout.CLASSIC
+    names = (CLASSIC_BERT_CONFIG, CLASSIC_HEAD_CONFIG, CLASSIC_LABELS) if classic else (HF_CONFIG,)
     for name in names:
         if not (directory / name).is_file():
-            raise ValueError(f"{directory}: {name} is missing (this layout needs {', '.join(names)})")
+            raise CheckpointError(f"{directory}: {name} is missing (this layout needs {', '.join(names)})")
     return [directory / name for name in names] + [find_weights(directory)]
 
 
@@ -135,79 +153,46 @@ def find_weights(directory: Path) -> Path:
             return directory / name
     candidates = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES)
     if len(candidates) != 1:
-        raise ValueError(
+        raise CheckpointError(
             f"{directory}: expected one weights file ({', '.join(PREFERRED_WEIGHTS)} or one *"
             f"{'/*'.join(WEIGHT_SUFFIXES)}), found {[p.name for p in candidates]}"
         )
     return candidates[0]
 
 
-def _is_classic(directory: Path) -> bool:
-    """True for the classic layout, False for Hugging Face's; neither is an error naming both config files."""
-    if (directory / CLASSIC_HEAD_CONFIG).is_file():
-        return True
-    if (directory / HF_CONFIG).is_file():
-        return False
-    raise ValueError(f"{directory}: no {HF_CONFIG} (Hugging Face layout) and no {CLASSIC_HEAD_CONFIG} (classic layout)")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path.name}: cannot read JSON ({err})") from err
-
-
 def _build_hf(directory: Path) -> BertTokenClassifier:
-    raw = _read_json(directory / HF_CONFIG)
+    raw = read_json(directory / HF_CONFIG)
     if raw.get("model_type", "bert") != "bert":
-        raise ValueError(f"{HF_CONFIG}: model_type is {raw.get('model_type')!r}, this server runs 'bert'")
-    if "id2label" not in raw:
-        raise ValueError(f"{HF_CONFIG}: field 'id2label' is missing; the labels must come from the checkpoint")
+        raise CheckpointError(f"{HF_CONFIG}: model_type is {raw.get('model_type')!r}, this server runs 'bert'")
+    labels = labels_from_hf_config(raw)
     config = BertConfig.from_pretrained(directory)
-    id2label = {int(k): v for k, v in raw["id2label"].items()}
-    _check_label_ids(id2label, f"{HF_CONFIG}: field 'id2label'")
-    return BertTokenClassifier(config, id2label, head_dropout=raw.get("classifier_dropout"))
+    return BertTokenClassifier(config, dict(enumerate(labels)), head_dropout=raw.get("classifier_dropout"))
 
 
 def _build_classic(directory: Path) -> BertTokenClassifier:
-    config = BertConfig.from_dict(_read_json(directory / CLASSIC_BERT_CONFIG))
-    head = _read_json(directory / CLASSIC_HEAD_CONFIG)
-    labels = _read_labels(directory / CLASSIC_LABELS)
+    config = BertConfig.from_dict(read_json(directory / CLASSIC_BERT_CONFIG))
+    head = read_json(directory / CLASSIC_HEAD_CONFIG)
+    labels = read_labels_file(directory / CLASSIC_LABELS)
     num_labels = head.get("num_labels", len(labels))
     if num_labels != len(labels):
-        raise ValueError(
+        raise CheckpointError(
             f"{CLASSIC_HEAD_CONFIG}: field 'num_labels' is {num_labels} but {CLASSIC_LABELS} has {len(labels)} labels"
         )
     sizes = head.get("classification_layer_sizes", [])
     if not isinstance(sizes, list) or not all(isinstance(s, int) and s > 0 for s in sizes):
-        raise ValueError(f"{CLASSIC_HEAD_CONFIG}: field 'classification_layer_sizes' must be a list of sizes")
+        raise CheckpointError(f"{CLASSIC_HEAD_CONFIG}: field 'classification_layer_sizes' must be a list of sizes")
+    activation = head.get("activation", "relu")
+    if activation not in ACTIVATIONS:
+        raise CheckpointError(
+            f"{CLASSIC_HEAD_CONFIG}: field 'activation' must be one of {sorted(ACTIVATIONS)}, got {activation!r}"
+        )
     return BertTokenClassifier(
         config,
         dict(enumerate(labels)),
         hidden_layer_sizes=sizes,
         head_dropout=head.get("dropout"),
-        activation=head.get("activation", "relu"),
+        activation=activation,
     )
-
-
-def _read_labels(path: Path) -> list[str]:
-    """One label per line, line number = class id. A blank line in between would shift every later id: refused."""
-    labels = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
-    while labels and not labels[-1]:
-        labels.pop()
-    if not labels:
-        raise ValueError(f"{path.name}: no labels (one label per line)")
-    if "" in labels:
-        raise ValueError(
-            f"{path.name}: line {labels.index('') + 1} is blank; every line up to the last label is a class id"
-        )
-    return labels
-
-
-def _check_label_ids(id2label: dict[int, str], where: str) -> None:
-    if sorted(id2label) != list(range(len(id2label))):
-        raise ValueError(f"{where}: label ids must be 0..{len(id2label) - 1}, got {sorted(id2label)}")
 
 
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -221,15 +206,15 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ValueError(f"{path.name}: expected a state_dict, found {type(state).__name__}")
-    return state
+        raise CheckpointError(f"{path.name}: expected a state_dict, found {type(state).__name__}")
+    return cast(dict[str, torch.Tensor], state)
 
 
-def _natural_key(name: str) -> list:
+def _natural_key(name: str) -> list[int | str]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def _normalise_state_dict(
+def _normalize_state_dict(
     state: dict[str, torch.Tensor], model: BertTokenClassifier, path: Path
 ) -> dict[str, torch.Tensor]:
     """Map a checkpoint's keys onto this module's: encoder keys by prefix, head linear layers chained by shape."""
@@ -250,19 +235,19 @@ def _normalise_state_dict(
     targets = [(name, module) for name, module in model.classifier.named_modules() if isinstance(module, nn.Linear)]
     weight_keys = [k for k, v in head.items() if k.endswith("weight") and v.dim() == 2]
     if len(weight_keys) != len(targets):
-        raise ValueError(
+        raise CheckpointError(
             f"{path.name}: the head has {len(weight_keys)} linear layers {weight_keys}, the config describes "
             f"{len(targets)} (hidden size -> classification_layer_sizes -> num_labels)"
         )
-    expected = [tuple(module.weight.shape) for _, module in targets]
-    chain = _chain_head_layers({k: tuple(head[k].shape) for k in weight_keys}, expected, model.config.hidden_size, path)
+    expected = [_shape2(module.weight) for _, module in targets]
+    chain = _chain_head_layers({k: _shape2(head[k]) for k in weight_keys}, expected, model.config.hidden_size, path)
     mapped = dict(encoder)
-    for key, (name, module) in zip(chain, targets):
+    for key, (name, module) in zip(chain, targets, strict=True):
         prefix = "classifier" + (f".{name}" if name else "")
         weight = head[key]
         if tuple(weight.shape) != tuple(module.weight.shape):
             field = "id2label / num_labels" if module is targets[-1][1] else "classification_layer_sizes"
-            raise ValueError(
+            raise CheckpointError(
                 f"{path.name}: head layer {key} has shape {tuple(weight.shape)}, the config ({field}) "
                 f"expects {tuple(module.weight.shape)}"
             )
@@ -273,11 +258,17 @@ def _normalise_state_dict(
 
     embeddings = encoder.get("bert.embeddings.word_embeddings.weight")
     if embeddings is not None and embeddings.shape[0] != model.config.vocab_size:
-        raise ValueError(
+        raise CheckpointError(
             f"{path.name}: word embeddings have {embeddings.shape[0]} rows but the config's vocab_size is "
             f"{model.config.vocab_size}"
         )
     return mapped
+
+
+def _shape2(weight: torch.Tensor) -> tuple[int, int]:
+    """(out_features, in_features) of a linear layer's 2-D weight."""
+    rows, columns = weight.shape
+    return int(rows), int(columns)
 
 
 def _chain_head_layers(
@@ -307,7 +298,7 @@ def _chain_head_layers(
     extend([], list(shapes), hidden_size)
     layers = ", ".join(f"{key} {shape[1]}->{shape[0]}" for key, shape in shapes.items())
     if not chains:
-        raise ValueError(
+        raise CheckpointError(
             f"{path.name}: the head's linear layers do not chain from the encoder's hidden size {hidden_size} "
             f"(each must take the previous one's outputs): {layers}"
         )
@@ -317,7 +308,7 @@ def _chain_head_layers(
     if len(chains) == 1:
         return chains[0]
     widths = "->".join(str(n) for n in [hidden_size, *(out for out, _ in expected)])
-    raise ValueError(
+    raise CheckpointError(
         f"{path.name}: the head's linear layers chain in {len(chains)} ways and none is the config's {widths} "
         f"(classification_layer_sizes, num_labels): {layers}"
     )

@@ -1,16 +1,17 @@
 """TorchServe handler for BERT named-entity recognition.
 
 A thin adapter: it unwraps TorchServe's request items, owns the tokenizer, the model and the device, and calls
-the pure core in ``nerserve`` for parsing, windowing, batching and decoding. TorchServe loads a handler module
-only if it defines exactly one class, so everything else lives in ``nerserve``.
+the core in ``nerserve`` for parsing, tokenization, windowing, batching and decoding. TorchServe loads a handler
+module only if it defines exactly one class, so everything else lives in ``nerserve`` (and the model in model.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -19,30 +20,34 @@ from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
 from model import BertTokenClassifier, quantize_int8_dynamic
-from nerserve.batch import PreparedBatch, build_responses, prepare_batch, window_logits
-from nerserve.decoding import OTHER_SEGMENT
-from nerserve.requests import RequestError, parse_request
+from nerserve.batch import PreparedBatch, build_responses, prepare_batch
+from nerserve.protocol import BATCH_SIZE_HEADER, MODEL_VERSION_HEADER, OTHER_SEGMENT
+from nerserve.requests import NerRequest, RequestError, parse_request
 from nerserve.settings import HandlerSettings, Quantization
-from nerserve.tokenization import check_vocabulary, encode_batch, load_tokenizer
+from nerserve.tokenization import WordPieces, check_vocabulary, encode_batch, load_tokenizer
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 logger = logging.getLogger(__name__)
 
 WARMUP_TEXT = "Warm-up sentence one, in Paris."
-BATCH_SIZE_HEADER = "X-NER-Batch-Size"
-VERSION_HEADER = "X-NER-Model-Version"
 
 
-class NerHandler(BaseHandler):
+class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type information
     """BERT token classification with long-text windows, dynamic batches and per-request errors."""
+
+    tokenizer: PreTrainedTokenizerFast
+    model: torch.nn.Module
+    device: torch.device
 
     def __init__(self) -> None:
         super().__init__()
         self.settings = HandlerSettings()
-        self.tokenizer = None
         self.id2label: dict[int, str] = {}
         self.model_version = "unknown"
 
-    def initialize(self, context) -> None:
+    def initialize(self, context: Any) -> None:
         properties = context.system_properties
         model_dir = Path(properties["model_dir"])
         yaml_config = getattr(context, "model_yaml_config", None) or {}
@@ -56,16 +61,17 @@ class NerHandler(BaseHandler):
 
         if settings.torch_threads and self.device.type == "cpu":
             torch.set_num_threads(settings.torch_threads)
-        model = BertTokenClassifier.from_checkpoint(model_dir)
-        self.settings = settings.with_model_limit(model.config.max_position_embeddings)
+        classifier = BertTokenClassifier.from_checkpoint(model_dir)
+        self.settings = settings.with_model_limit(classifier.config.max_position_embeddings)
         self.tokenizer = load_tokenizer(model_dir, self.settings.max_length)
-        check_vocabulary(self.tokenizer, model.config.vocab_size)
+        check_vocabulary(self.tokenizer, classifier.config.vocab_size)
+        self.id2label = dict(classifier.id2label)
+        model: torch.nn.Module = classifier
         if self.settings.quantization is Quantization.INT8_DYNAMIC:
             if self.device.type != "cpu":
                 raise ValueError("handler.quantization int8_dynamic runs on CPU only; use 'none' on GPU")
-            model = quantize_int8_dynamic(model)
+            model = quantize_int8_dynamic(classifier)
         self.model = model.to(self.device).eval()
-        self.id2label = dict(model.id2label)
         manifest = getattr(context, "manifest", None) or {}
         self.model_version = str(manifest.get("model", {}).get("modelVersion", "unknown"))
         self.initialized = True
@@ -83,101 +89,125 @@ class NerHandler(BaseHandler):
         )
 
     def _warm_up(self) -> None:
-        """One pass before the first request, so its latency does not include lazy initialisation."""
-        batch = self.prepare([{"body": {"text": WARMUP_TEXT}}], content_types=[None])
-        self.postprocess(self.inference(batch))
+        """One pass before the first request, so its latency does not include lazy initialization."""
+        batch = self.preprocess([{"body": {"text": WARMUP_TEXT}}])
+        self.postprocess(batch, self.inference(batch))
 
-    # --- TorchServe stages -------------------------------------------------------------------------------------
+    # --- the data path, in the order handle() calls it -------------------------------------------------------
 
-    def preprocess(self, data: list[dict[str, Any]]) -> PreparedBatch:
-        return self.prepare(data, [self._content_type(i) for i in range(len(data))])
+    def handle(self, data: list[dict[str, Any]], context: Any) -> list[dict[str, Any]]:
+        """BaseHandler's template (preprocess -> inference -> postprocess), then every response's status and
+        headers, then the per-stage metrics."""
+        self.context = context
+        started = time.perf_counter()
+        batch = self.preprocess(data, _content_types(context, len(data)))
+        prepared = time.perf_counter()
+        logits = self.inference(batch)
+        inferred = time.perf_counter()
+        responses = self.postprocess(batch, logits)
+        done = time.perf_counter()
+        self._set_statuses_and_headers(context, batch)
+        self._record_metrics(context, batch, responses, (prepared - started, inferred - prepared, done - inferred))
+        logger.debug(
+            "batch of %d: %d windows in %d passes; preprocess %.1f ms, inference %.1f ms, postprocess %.1f ms",
+            batch.size,
+            len(batch.window_refs),
+            len(batch.passes),
+            (prepared - started) * 1000,
+            (inferred - prepared) * 1000,
+            (done - inferred) * 1000,
+        )
+        return responses
 
-    def prepare(self, data: list[dict[str, Any]], content_types: list[str | None]) -> PreparedBatch:
-        parsed: list[Any] = []
-        for item, content_type in zip(data, content_types):
+    def preprocess(self, data: list[dict[str, Any]], content_types: list[str | None] | None = None) -> PreparedBatch:
+        """Validate every request, tokenize the valid ones in one call, and plan windows and forward passes.
+
+        ``content_types`` holds each request's Content-Type header; None (the warm-up, in-process callers) is none.
+        A client error stays with its own request and the rest of the batch is served.
+        """
+        if content_types is None:
+            content_types = [None] * len(data)
+        requests: dict[int, NerRequest] = {}
+        errors: dict[int, RequestError] = {}
+        for index, (item, content_type) in enumerate(zip(data, content_types, strict=True)):
             try:
-                parsed.append(parse_request(item, content_type, self.settings))
+                requests[index] = parse_request(item, content_type, self.settings)
             except RequestError as error:
-                parsed.append(error)
-        pieces = self._tokenise(parsed)
+                errors[index] = error
+        pieces, tokenizer_errors = self._tokenize(requests)
         tokenizer = self.tokenizer
         return prepare_batch(
-            parsed, pieces, self.settings, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
+            len(data),
+            requests,
+            pieces,
+            errors | tokenizer_errors,
+            self.settings,
+            tokenizer.cls_token_id,
+            tokenizer.sep_token_id,
+            tokenizer.pad_token_id,
         )
 
-    def _tokenise(self, parsed: list[Any]) -> list[Any]:
-        """Word pieces of every valid request in one tokenizer call. Should that call fail, each text is tokenised
-        on its own and only the ones that fail get a 400 (in ``parsed``), so one text cannot fail its batch."""
-        texts = [item.text for item in parsed if not isinstance(item, RequestError)]
+    def _tokenize(self, requests: Mapping[int, NerRequest]) -> tuple[dict[int, WordPieces], dict[int, RequestError]]:
+        """Word pieces of every request in one tokenizer call, and the requests the tokenizer could not read (none,
+        unless that call fails: then each text is tokenized on its own and only the ones that fail get a 400, so
+        one text cannot fail its batch). Both are keyed by request index."""
+        indices = list(requests)
         try:
-            return encode_batch(self.tokenizer, texts)
+            encoded = encode_batch(self.tokenizer, [requests[index].text for index in indices])
         except Exception:
-            logger.warning("the tokenizer failed on a batch of %d texts; tokenising them one by one", len(texts))
-        pieces = []
-        for index, item in enumerate(parsed):
-            if isinstance(item, RequestError):
-                continue
+            logger.warning("the tokenizer failed on a batch of %d texts; tokenizing them one by one", len(indices))
+        else:
+            return dict(zip(indices, encoded, strict=True)), {}
+        pieces: dict[int, WordPieces] = {}
+        errors: dict[int, RequestError] = {}
+        for index in indices:
             try:
-                pieces.extend(encode_batch(self.tokenizer, [item.text]))
+                pieces[index] = encode_batch(self.tokenizer, [requests[index].text])[0]
             except Exception as error:
-                parsed[index] = RequestError(400, f"the tokenizer cannot read this text ({type(error).__name__})")
-        return pieces
+                errors[index] = RequestError(400, f"the tokenizer cannot read this text ({type(error).__name__})")
+        return pieces, errors
 
-    def inference(self, batch: PreparedBatch, *args, **kwargs) -> tuple[PreparedBatch, list[np.ndarray]]:
+    def inference(self, batch: PreparedBatch, *args: Any, **kwargs: Any) -> list[np.ndarray]:
         """The forward passes only: one per length-sorted sub-batch, logits back as float32 arrays."""
-        outputs = []
+        logits = []
         with torch.inference_mode():
             for forward in batch.passes:
                 input_ids = torch.from_numpy(forward.input_ids).to(self.device, non_blocking=True)
                 mask = torch.from_numpy(forward.attention_mask).to(self.device, non_blocking=True)
-                logits = self.model(input_ids=input_ids, attention_mask=mask)
-                outputs.append(logits.float().cpu().numpy())
-        return batch, outputs
+                logits.append(self.model(input_ids=input_ids, attention_mask=mask).float().cpu().numpy())
+        return logits
 
-    def postprocess(self, data: tuple[PreparedBatch, list[np.ndarray]]) -> list[dict[str, Any]]:
-        batch, pass_logits = data
-        responses = build_responses(batch, window_logits(batch, pass_logits), self.id2label)
-        for index, error in batch.errors.items():
-            self._set_status(index, error)
-        self._set_headers(batch.size)
-        return responses
+    def postprocess(self, batch: PreparedBatch, logits: list[np.ndarray]) -> list[dict[str, Any]]:
+        """One JSON-ready body per request, in request order: entities or segments, or the request's error."""
+        return build_responses(batch, logits, self.id2label)
 
-    # --- TorchServe context helpers ----------------------------------------------------------------------------
+    # --- what TorchServe sends back besides the bodies ----------------------------------------------------------
 
-    def _content_type(self, index: int) -> str | None:
-        context = getattr(self, "context", None)
-        if context is None or getattr(context, "request_processor", None) is None:
-            return None
-        headers = context.get_all_request_header(index) or {}
-        for key, value in headers.items():
-            if key.lower() == "content-type":
-                return value
-        return None
-
-    def _set_status(self, index: int, error: RequestError) -> None:
-        context = getattr(self, "context", None)
-        if context is not None:
-            context.set_response_status(code=error.status, phrase=error.message, idx=index)
-
-    def _set_headers(self, size: int) -> None:
-        """JSON content type (TorchServe sets none for dict responses), the model version that answered (so a
-        client can tell versions apart during an upgrade), and how many requests shared the batch."""
-        context = getattr(self, "context", None)
-        if context is None or getattr(context, "request_processor", None) is None:
+    def _set_statuses_and_headers(self, context: Any, batch: PreparedBatch) -> None:
+        """Each client error's status; on every response the JSON content type (TorchServe sets none for dict
+        responses), the model version that answered (so a client can tell versions apart during an upgrade), and
+        how many requests shared the batch."""
+        if context.request_processor is None:  # a Context built in-process (the bench) has no responses to annotate
             return
-        for index in range(size):
+        for index, error in batch.errors.items():
+            context.set_response_status(code=error.status, phrase=error.message, idx=index)
+        for index in range(batch.size):
             context.set_response_content_type(index, "application/json")
-            context.set_response_header(index, BATCH_SIZE_HEADER, str(size))
-            context.set_response_header(index, VERSION_HEADER, self.model_version)
+            context.set_response_header(index, BATCH_SIZE_HEADER, str(batch.size))
+            context.set_response_header(index, MODEL_VERSION_HEADER, self.model_version)
 
     def _record_metrics(
-        self, batch: PreparedBatch, responses: list[dict[str, Any]], stage_seconds: tuple[float, float, float]
+        self,
+        context: Any,
+        batch: PreparedBatch,
+        responses: list[dict[str, Any]],
+        stage_seconds: tuple[float, float, float],
     ) -> None:
         """The metrics declared in handler/metrics.yaml, dimensions in the order declared there."""
-        metrics = getattr(self.context, "metrics", None)
+        metrics = getattr(context, "metrics", None)
         if metrics is None:
             return
-        name = getattr(self.context, "model_name", None) or "ner_model"
+        name = getattr(context, "model_name", None) or "ner_model"
         base = [Dimension("ModelName", name), Dimension("ModelVersion", self.model_version)]
         level = Dimension("Level", "Model")
 
@@ -200,32 +230,21 @@ class NerHandler(BaseHandler):
             found = body.get("entities") or [s for s in body.get("segments", []) if s["label"] != OTHER_SEGMENT]
             histogram("NerEntitiesPerRequest", len(found))
             histogram("NerWordPiecesPerRequest", len(doc.pieces))
-            histogram("NerWindowsPerRequest", len(doc.windows))
+            histogram("NerWindowsPerRequest", len(doc.spans))
         histogram("NerRequestsPerBatch", batch.size)
         for metric, seconds in zip(
-            ("NerPreprocessSeconds", "NerInferenceSeconds", "NerPostprocessSeconds"), stage_seconds
+            ("NerPreprocessSeconds", "NerInferenceSeconds", "NerPostprocessSeconds"), stage_seconds, strict=True
         ):
             histogram(metric, seconds, "Seconds")
         metrics.add_time("HandlerTime", round(sum(stage_seconds) * 1000, 2), None, "ms")
 
-    def handle(self, data, context):
-        """BaseHandler's template (preprocess -> inference -> postprocess) plus per-stage timings."""
-        self.context = context
-        started = time.perf_counter()
-        batch = self.preprocess(data)
-        prepared = time.perf_counter()
-        output = self.inference(batch)
-        inferred = time.perf_counter()
-        responses = self.postprocess(output)
-        done = time.perf_counter()
-        self._record_metrics(batch, responses, (prepared - started, inferred - prepared, done - inferred))
-        logger.debug(
-            "batch of %d: %d windows in %d passes; preprocess %.1f ms, inference %.1f ms, postprocess %.1f ms",
-            batch.size,
-            len(batch.windows),
-            len(batch.passes),
-            (prepared - started) * 1000,
-            (inferred - prepared) * 1000,
-            (done - inferred) * 1000,
-        )
-        return responses
+
+def _content_types(context: Any, count: int) -> list[str | None]:
+    """Each request's Content-Type header (any case), None where it has none."""
+    if context.request_processor is None:
+        return [None] * count
+    found: list[str | None] = []
+    for index in range(count):
+        headers = context.get_all_request_header(index) or {}
+        found.append(next((str(value) for key, value in headers.items() if key.lower() == "content-type"), None))
+    return found

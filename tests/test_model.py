@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from model import BertTokenClassifier
-from tests.tiny_models import LABELS
+from nerserve.checkpoint import CheckpointError
+from tests.support.tiny_models import LABELS
 
 
 def test_hf_checkpoint_gives_the_same_logits_as_transformers(tiny_checkpoint):
@@ -40,7 +41,7 @@ def test_label_count_mismatch_names_the_files(classic_checkpoint, tmp_path):
     ckpt = copy(classic_checkpoint, tmp_path)
     (ckpt / "labels_file.txt").write_text("O\nB-X\n")
     with pytest.raises(
-        ValueError, match=r"bert_for_token_classification_config.json: field 'num_labels'.*labels_file.txt"
+        CheckpointError, match=r"bert_for_token_classification_config.json: field 'num_labels'.*labels_file.txt"
     ):
         BertTokenClassifier.from_checkpoint(ckpt)
 
@@ -51,7 +52,7 @@ def test_head_shape_mismatch_names_the_field(tiny_checkpoint, tmp_path):
     config["id2label"] = {"0": "O", "1": "B-X", "2": "I-X"}
     config.pop("label2id", None)
     (ckpt / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"model.safetensors: head layer classifier.weight.*id2label"):
+    with pytest.raises(CheckpointError, match=r"model.safetensors: head layer classifier.weight.*id2label"):
         BertTokenClassifier.from_checkpoint(ckpt)
 
 
@@ -61,7 +62,7 @@ def test_vocab_size_mismatch_is_reported(tiny_checkpoint, tmp_path):
     config["vocab_size"] += 5
     (ckpt / "config.json").write_text(json.dumps(config))
     with pytest.raises(
-        ValueError, match=r"model.safetensors: word embeddings have \d+ rows but the config's vocab_size"
+        CheckpointError, match=r"model.safetensors: word embeddings have \d+ rows but the config's vocab_size"
     ):
         BertTokenClassifier.from_checkpoint(ckpt)
 
@@ -71,11 +72,11 @@ def test_missing_labels_and_unknown_layout_are_reported(tiny_checkpoint, tmp_pat
     config = json.loads((ckpt / "config.json").read_text())
     del config["id2label"]
     (ckpt / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match="config.json: field 'id2label' is missing"):
+    with pytest.raises(CheckpointError, match="config.json: field 'id2label' is missing"):
         BertTokenClassifier.from_checkpoint(ckpt)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ValueError, match="no config.json"):
+    with pytest.raises(CheckpointError, match="no config.json"):
         BertTokenClassifier.from_checkpoint(empty)
 
 
@@ -172,7 +173,7 @@ def test_classic_head_layers_are_chained_by_shape(classic_checkpoint, tmp_path, 
 )
 def test_a_head_that_does_not_chain_names_the_file_and_shapes(classic_checkpoint, tmp_path, layers, sizes, message):
     ckpt, _ = with_head(classic_checkpoint, tmp_path, layers, sizes)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(CheckpointError, match=message):
         BertTokenClassifier.from_checkpoint(ckpt)
 
 
@@ -180,7 +181,7 @@ def test_a_blank_line_between_labels_is_refused(classic_checkpoint, tmp_path):
     ckpt = copy(classic_checkpoint, tmp_path)
     # Dropping the blank line would shift every later class id by one, with the label count still right.
     (ckpt / "labels_file.txt").write_text("\n".join(LABELS[:2] + [""] + LABELS[2:]) + "\n")
-    with pytest.raises(ValueError, match="labels_file.txt: line 3 is blank"):
+    with pytest.raises(CheckpointError, match="labels_file.txt: line 3 is blank"):
         BertTokenClassifier.from_checkpoint(ckpt)
 
 
@@ -193,5 +194,22 @@ def test_trailing_blank_lines_of_the_labels_file_are_ignored(classic_checkpoint,
 def test_a_missing_classic_file_is_named(classic_checkpoint, tmp_path):
     ckpt = copy(classic_checkpoint, tmp_path)
     (ckpt / "labels_file.txt").unlink()
-    with pytest.raises(ValueError, match=r"labels_file.txt is missing \(this layout needs bert_config.json"):
+    with pytest.raises(CheckpointError, match=r"labels_file.txt is missing \(this layout needs bert_config.json"):
+        BertTokenClassifier.from_checkpoint(ckpt)
+
+
+def test_a_classic_checkpoint_beside_a_config_json_is_classic(classic_checkpoint, tmp_path):
+    """The classic head config decides the layout, so labels come from labels_file.txt, as the gateway's legend."""
+    ckpt = copy(classic_checkpoint, tmp_path)
+    (ckpt / "config.json").write_text(json.dumps({"model_type": "bert", "id2label": {"0": "O", "1": "B-MISC"}}))
+    model = BertTokenClassifier.from_checkpoint(ckpt)
+    assert model.id2label == dict(enumerate(LABELS))
+    assert len([m for m in model.classifier.modules() if isinstance(m, torch.nn.Linear)]) == 3
+
+
+def test_an_unknown_head_activation_names_the_field(classic_checkpoint, tmp_path):
+    ckpt = copy(classic_checkpoint, tmp_path)
+    head = json.loads((ckpt / "bert_for_token_classification_config.json").read_text())
+    (ckpt / "bert_for_token_classification_config.json").write_text(json.dumps({**head, "activation": "swish"}))
+    with pytest.raises(CheckpointError, match=r"bert_for_token_classification_config.json: field 'activation'"):
         BertTokenClassifier.from_checkpoint(ckpt)

@@ -1,4 +1,8 @@
-"""Pure core of the NER handler: request parsing, windowing, batching and entity decoding.
+"""Core of the NER handler, kept apart from TorchServe: protocol, settings, requests, tokenization, windows,
+batching, decoding and checkpoint files.
 
-Nothing here imports TorchServe; everything is a function of text, offsets, label ids and ``id2label``.
+Nothing here imports TorchServe. ``protocol`` and ``checkpoint`` use the standard library only (the gateway
+imports them without torch); ``tokenization`` reads the checkpoint's tokenizer files through transformers;
+``requests``, ``windows``, ``batch`` and ``decoding`` are pure functions of text, word pieces, offsets, scores
+and ``id2label``.
 """

@@ -1,36 +1,48 @@
 """One TorchServe batch: requests -> windows -> length-sorted forward passes -> one response per request.
 
-Pure functions of word pieces and logits; the handler only adds the tokenizer, the model and TorchServe.
+Pure functions of word pieces and logits; the handler only adds the tokenizer, the model and TorchServe. Every
+row of a forward pass names its window by ``WindowRef`` (document, window), so its logits go straight back to
+their document whatever order the length sort put the rows in.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from nerserve.decoding import decode_entities, softmax, to_segments
+from nerserve.protocol import OutputFormat, error_body
 from nerserve.requests import NerRequest, RequestError
-from nerserve.settings import HandlerSettings, OutputFormat
+from nerserve.settings import HandlerSettings
 from nerserve.tokenization import WordPieces
-from nerserve.windows import plan_sub_batches, plan_windows, stitch_scores
+from nerserve.windows import plan_windows, stitch_scores
+
+
+class WindowRef(NamedTuple):
+    """One window of the batch: ``PreparedBatch.documents[doc_index].spans[window_index]``."""
+
+    doc_index: int
+    window_index: int
 
 
 @dataclasses.dataclass(frozen=True)
 class Document:
+    """A valid request of the batch, its word pieces and the (start, end) piece ranges of its windows."""
+
     request_index: int
     request: NerRequest
     pieces: WordPieces
-    windows: list[tuple[int, int]]
+    spans: list[tuple[int, int]]
 
 
 @dataclasses.dataclass(frozen=True)
 class ForwardPass:
-    """Padded inputs of one forward pass and which window each row is."""
+    """Padded inputs of one forward pass; row ``r`` is window ``rows[r]``, ``lengths[r]`` tokens with [CLS]/[SEP]."""
 
-    window_indices: list[int]
+    rows: list[WindowRef]
     input_ids: np.ndarray  # (rows, padded_len) int64
     attention_mask: np.ndarray  # (rows, padded_len) int64
     lengths: list[int]
@@ -41,84 +53,108 @@ class PreparedBatch:
     size: int
     errors: dict[int, RequestError]
     documents: list[Document]
-    windows: list[tuple[int, int, int]]  # (document index, first piece, end piece)
+    window_refs: list[WindowRef]  # every window of the batch, in document order
     passes: list[ForwardPass]
-
-    @property
-    def word_pieces(self) -> int:
-        return sum(len(doc.pieces) for doc in self.documents)
 
 
 def prepare_batch(
-    parsed: Sequence[NerRequest | RequestError],
-    pieces: Sequence[WordPieces],
+    size: int,
+    requests: Mapping[int, NerRequest],
+    pieces: Mapping[int, WordPieces],
+    errors: Mapping[int, RequestError],
     settings: HandlerSettings,
     cls_id: int,
     sep_id: int,
     pad_id: int,
 ) -> PreparedBatch:
-    """Plan windows for every valid request and pack all windows into length-sorted forward passes.
+    """Plan windows for every tokenized request and pack all windows into length-sorted forward passes.
 
-    ``pieces`` holds the word pieces of the valid requests, in order.
+    Each request index in ``range(size)`` is in exactly one of ``pieces`` (then also in ``requests``) and
+    ``errors``; the keys of all three mappings are request indices.
     """
-    errors = {i: item for i, item in enumerate(parsed) if isinstance(item, RequestError)}
-    valid = [(i, item) for i, item in enumerate(parsed) if not isinstance(item, RequestError)]
-    if len(valid) != len(pieces):
-        raise ValueError(f"{len(valid)} valid requests but {len(pieces)} tokenised texts")
+    if sorted([*pieces, *errors]) != list(range(size)):
+        raise ValueError(f"{len(pieces)} tokenized requests and {len(errors)} errors do not make a batch of {size}")
     body = settings.max_length - 2
-    documents, windows = [], []
-    for doc_index, ((request_index, request), doc_pieces) in enumerate(zip(valid, pieces)):
+    documents: list[Document] = []
+    window_refs: list[WindowRef] = []
+    lengths: list[int] = []  # per window of window_refs, with [CLS] and [SEP]
+    for doc_index, request_index in enumerate(sorted(pieces)):
+        doc_pieces = pieces[request_index]
         spans = plan_windows(len(doc_pieces), body, settings.window_overlap)
-        documents.append(Document(request_index, request, doc_pieces, spans))
-        windows.extend((doc_index, start, end) for start, end in spans)
-    lengths = [end - start + 2 for _, start, end in windows]
+        documents.append(Document(request_index, requests[request_index], doc_pieces, spans))
+        window_refs.extend(WindowRef(doc_index, window_index) for window_index in range(len(spans)))
+        lengths.extend(end - start + 2 for start, end in spans)
     passes = []
     for group in plan_sub_batches(lengths, settings.tokens_per_forward):
         width = max(lengths[w] for w in group)
         input_ids = np.full((len(group), width), pad_id, dtype=np.int64)
         mask = np.zeros((len(group), width), dtype=np.int64)
         for row, w in enumerate(group):
-            doc_index, start, end = windows[w]
+            doc = documents[window_refs[w].doc_index]
+            start, end = doc.spans[window_refs[w].window_index]
             input_ids[row, 0] = cls_id
-            input_ids[row, 1 : 1 + end - start] = documents[doc_index].pieces.ids[start:end]
+            input_ids[row, 1 : 1 + end - start] = doc.pieces.ids[start:end]
             input_ids[row, 1 + end - start] = sep_id
             mask[row, : lengths[w]] = 1
-        passes.append(ForwardPass(group, input_ids, mask, [lengths[w] for w in group]))
-    return PreparedBatch(len(parsed), errors, documents, windows, passes)
+        passes.append(ForwardPass([window_refs[w] for w in group], input_ids, mask, [lengths[w] for w in group]))
+    return PreparedBatch(size, dict(errors), documents, window_refs, passes)
 
 
-def window_logits(batch: PreparedBatch, pass_logits: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Per window, the logits of its word pieces (special tokens and padding cut off)."""
-    out: list[np.ndarray | None] = [None] * len(batch.windows)
-    for forward, logits in zip(batch.passes, pass_logits):
-        for row, (w, length) in enumerate(zip(forward.window_indices, forward.lengths)):
-            out[w] = logits[row, 1 : length - 1]
-    return out  # type: ignore[return-value]
+def plan_sub_batches(lengths: Sequence[int], tokens_per_forward: int) -> list[list[int]]:
+    """Group sequence indices into forward passes of similar length, each under a padded-token budget.
+
+    Indices are sorted by length (longest first, so the first pass shows the worst memory at once); a pass holds
+    as many sequences as fit when all are padded to its longest one, and a new pass starts where a sequence would
+    be more than half padding (a sentence next to a document's 512-piece windows).
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        padded_len = lengths[current[0]] if current else lengths[index]
+        over_budget = (len(current) + 1) * padded_len > tokens_per_forward
+        if current and (over_budget or 2 * lengths[index] < padded_len):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def logits_by_document(batch: PreparedBatch, pass_logits: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+    """Per document, per window in order, the logits of the window's word pieces ([CLS], [SEP], padding cut off).
+
+    ``pass_logits[p]`` holds the logits of ``batch.passes[p]``, shape (rows, padded_len, num_labels).
+    """
+    if len(pass_logits) != len(batch.passes):
+        raise ValueError(f"{len(batch.passes)} forward passes but {len(pass_logits)} logits arrays")
+    found: list[dict[int, np.ndarray]] = [{} for _ in batch.documents]
+    for forward, logits in zip(batch.passes, pass_logits, strict=True):
+        for row, (ref, length) in enumerate(zip(forward.rows, forward.lengths, strict=True)):
+            found[ref.doc_index][ref.window_index] = logits[row, 1 : length - 1]
+    return [[windows[w] for w in range(len(doc.spans))] for doc, windows in zip(batch.documents, found, strict=True)]
 
 
 def build_responses(
-    batch: PreparedBatch, per_window_logits: Sequence[np.ndarray], id2label: Mapping[int, str]
+    batch: PreparedBatch, pass_logits: Sequence[np.ndarray], id2label: Mapping[int, str]
 ) -> list[dict[str, Any]]:
     """One JSON-ready body per request of the batch, in request order (errors included)."""
-    responses: list[dict[str, Any] | None] = [None] * batch.size
-    for index, error in batch.errors.items():
-        responses[index] = error.to_body()
-    cursor = 0
+    bodies: dict[int, dict[str, Any]] = {
+        index: error_body(error.status, error.message) for index, error in batch.errors.items()
+    }
     num_labels = len(id2label)
-    for doc in batch.documents:
-        n_windows = len(doc.windows)
-        logits = per_window_logits[cursor : cursor + n_windows]
-        cursor += n_windows
+    for doc, logits in zip(batch.documents, logits_by_document(batch, pass_logits), strict=True):
         scores = (
-            stitch_scores(len(doc.pieces), doc.windows, [softmax(x) for x in logits])
-            if n_windows
+            stitch_scores(len(doc.pieces), doc.spans, [softmax(x) for x in logits])
+            if doc.spans
             else np.zeros((0, num_labels), dtype=np.float32)
         )
         entities = decode_entities(
             doc.request.text, doc.pieces.offsets, doc.pieces.is_subword, scores, id2label, doc.request.aggregation
         )
         if doc.request.output_format is OutputFormat.SEGMENTS:
-            responses[doc.request_index] = {"segments": to_segments(doc.request.text, entities)}
+            bodies[doc.request_index] = {"segments": to_segments(doc.request.text, entities)}
         else:
-            responses[doc.request_index] = {"entities": entities}
-    return responses  # type: ignore[return-value]
+            bodies[doc.request_index] = {"entities": entities}
+    return [bodies[index] for index in range(batch.size)]

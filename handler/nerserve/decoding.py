@@ -7,23 +7,13 @@ of the text, the word pieces' character offsets, their sub-word flags, the score
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 import numpy as np
 
-from nerserve.settings import Aggregation
-
-OUTSIDE = "O"
-OTHER_SEGMENT = "other"
-
-
-class Entity(TypedDict):
-    label: str
-    text: str
-    start: int
-    end: int
-    score: float
+from nerserve.protocol import OTHER_SEGMENT, OUTSIDE, Aggregation, Entity
 
 
 class Segment(TypedDict):
@@ -38,32 +28,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float32, subtracting the row max first (as the pipeline does)."""
     logits = np.asarray(logits, dtype=np.float32)
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
-def subword_flags(
-    text: str,
-    tokens: Sequence[str],
-    offsets: Sequence[tuple[int, int]],
-    unknown: Sequence[bool],
-    word_aware: bool = True,
-) -> list[bool]:
-    """Whether each word piece continues the previous word.
-
-    For WordPiece (``word_aware``: the tokenizer marks continuations with a prefix such as "##") a piece is a
-    continuation when its token string and the text it covers differ in length; [UNK] pieces never are. Other
-    tokenizers fall back to "no space before this piece". This is exactly the pipeline's rule, quirks included
-    (e.g. a decomposed accent "e\\u0301" makes a piece look like a continuation), so results stay comparable.
-    """
-    flags = []
-    for token, (start, end), is_unknown in zip(tokens, offsets, unknown):
-        if is_unknown:
-            flags.append(False)
-        elif word_aware:
-            flags.append(len(token) != end - start)
-        else:
-            flags.append(start > 0 and " " not in text[start - 1 : start + 1])
-    return flags
+    probabilities: np.ndarray = shifted / shifted.sum(axis=-1, keepdims=True)
+    return probabilities
 
 
 def _split_tag(label: str) -> tuple[str, str]:
@@ -74,18 +40,24 @@ def _split_tag(label: str) -> tuple[str, str]:
     return "I", label
 
 
-def _word_units(
-    scores: np.ndarray, is_subword: Sequence[bool], strategy: Aggregation
-) -> list[tuple[int, float, int, int]]:
-    """(label id, score, first piece, last piece) per unit: per word piece for SIMPLE, else per word."""
+class WordUnit(NamedTuple):
+    """A word (or, for SIMPLE, a word piece) with its label: the unit that BIO grouping joins into entities."""
+
+    label_id: int
+    score: float
+    first_piece: int
+    last_piece: int
+
+
+def _word_units(scores: np.ndarray, is_subword: Sequence[bool], strategy: Aggregation) -> list[WordUnit]:
+    """One unit per word piece for SIMPLE, else one per word."""
     n = scores.shape[0]
     if strategy is Aggregation.SIMPLE:
         ids = scores.argmax(axis=-1)
-        return [(int(ids[i]), float(scores[i, ids[i]]), i, i) for i in range(n)]
+        return [WordUnit(int(ids[i]), float(scores[i, ids[i]]), i, i) for i in range(n)]
     starts = [i for i in range(n) if i == 0 or not is_subword[i]]
-    bounds = list(zip(starts, starts[1:] + [n]))
     units = []
-    for first, stop in bounds:
+    for first, stop in itertools.pairwise([*starts, n]):
         if strategy is Aggregation.FIRST:
             row = scores[first]
         elif strategy is Aggregation.MAX:
@@ -95,7 +67,7 @@ def _word_units(
         else:
             raise ValueError(f"unknown aggregation strategy {strategy!r}")
         label_id = int(row.argmax())
-        units.append((label_id, float(row[label_id]), first, stop - 1))
+        units.append(WordUnit(label_id, float(row[label_id]), first, stop - 1))
     return units
 
 
@@ -117,20 +89,20 @@ def decode_entities(
     if scores.shape[0] == 0:
         return []
     entities: list[Entity] = []
-    group: list[tuple[int, float, int, int]] = []
+    group: list[WordUnit] = []
 
     def flush() -> None:
-        label = id2label[group[0][0]].split("-", 1)[-1]
+        label = id2label[group[0].label_id].split("-", 1)[-1]
         if label == OUTSIDE:
             return
-        start, end = offsets[group[0][2]][0], offsets[group[-1][3]][1]
-        score = float(np.mean(np.asarray([unit[1] for unit in group], dtype=np.float32)))
+        start, end = offsets[group[0].first_piece][0], offsets[group[-1].last_piece][1]
+        score = float(np.mean(np.asarray([unit.score for unit in group], dtype=np.float32)))
         entities.append(Entity(label=label, text=text[start:end], start=int(start), end=int(end), score=score))
 
     for unit in _word_units(scores, is_subword, strategy):
         if group:
-            bi, tag = _split_tag(id2label[unit[0]])
-            _, last_tag = _split_tag(id2label[group[-1][0]])
+            bi, tag = _split_tag(id2label[unit.label_id])
+            _, last_tag = _split_tag(id2label[group[-1].label_id])
             if tag == last_tag and bi != "B":
                 group.append(unit)
                 continue

@@ -9,27 +9,31 @@ Content-Type): ``{"text": bytearray}`` for ``-d 'text=...'``, ``{}`` for a JSON 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from nerserve.settings import Aggregation, HandlerSettings, OutputFormat, echo, parse_enum
+from nerserve.protocol import JSON_FIELDS, Aggregation, OutputFormat
 
-JSON_FIELDS = ("text", "aggregation", "format")
+if TYPE_CHECKING:  # settings.py imports parse_option from here; at run time only the annotations name it
+    from nerserve.settings import HandlerSettings
+
+Option = TypeVar("Option", bound=enum.Enum)
+
+QUOTED_CHARS = 40
 
 
 class RequestError(Exception):
-    """A problem the client caused; ``status`` is the HTTP status that request gets inside its batch."""
+    """A problem the client caused; ``status`` is the HTTP status that request gets inside its batch.
+
+    Its response body is ``nerserve.protocol.error_body(status, message)``.
+    """
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
-
-    def to_body(self) -> dict[str, Any]:
-        """Same shape as TorchServe's own error bodies."""
-        kind = {400: "BadRequest", 413: "PayloadTooLarge"}.get(self.status, "ClientError")
-        return {"code": self.status, "type": kind, "message": self.message}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +41,23 @@ class NerRequest:
     text: str
     aggregation: Aggregation
     output_format: OutputFormat
+
+
+def quote_client_value(value: Any) -> str:
+    """A client's value quoted in an error message, which is also the HTTP reason phrase: repr (so no raw line
+    breaks), cut to QUOTED_CHARS characters (a megabyte-long value must not become a megabyte-long status line)."""
+    shown = repr(value)
+    return shown if len(shown) <= QUOTED_CHARS else shown[: QUOTED_CHARS - 3] + "..."
+
+
+def parse_option(kind: type[Option], value: Any, field: str) -> Option:
+    """The member of ``kind`` whose value is ``value`` (case-insensitive); a ValueError names ``field``."""
+    if isinstance(value, str):
+        for member in kind:
+            if member.value == value.lower():
+                return member
+    choices = [member.value for member in kind]
+    raise ValueError(f"'{field}' must be one of {choices}, got {quote_client_value(value)}")
 
 
 def parse_request(item: Mapping[str, Any] | None, content_type: str | None, settings: HandlerSettings) -> NerRequest:
@@ -60,7 +81,7 @@ def parse_request(item: Mapping[str, Any] | None, content_type: str | None, sett
                 raise RequestError(400, 'the body is not valid JSON; expected {"text": "..."}') from None
         payload = decoded
     if isinstance(payload, str):
-        return _checked(payload, settings.default_aggregation, settings.default_format, settings)
+        return _validated_request(payload, settings.default_aggregation, settings.default_format, settings)
     raise RequestError(400, f"unsupported body of type {type(payload).__name__}")
 
 
@@ -82,7 +103,7 @@ def _payload(item: Mapping[str, Any] | None) -> Any:
 def _from_json(body: Mapping[str, Any], settings: HandlerSettings) -> NerRequest:
     unknown = sorted(set(body) - set(JSON_FIELDS))
     if unknown:
-        shown = [echo(name) for name in unknown[:5]] + (["..."] if len(unknown) > 5 else [])
+        shown = [quote_client_value(name) for name in unknown[:5]] + (["..."] if len(unknown) > 5 else [])
         raise RequestError(400, f"unknown field(s) {', '.join(shown)}; allowed fields are {list(JSON_FIELDS)}")
     if "text" not in body:
         raise RequestError(400, "field 'text' is required")
@@ -91,21 +112,24 @@ def _from_json(body: Mapping[str, Any], settings: HandlerSettings) -> NerRequest
         raise RequestError(400, f"field 'text' must be a string, got {_json_type(text)}")
     try:
         aggregation = (
-            parse_enum(Aggregation, body["aggregation"], "aggregation")
+            parse_option(Aggregation, body["aggregation"], "aggregation")
             if body.get("aggregation") is not None
             else settings.default_aggregation
         )
         output_format = (
-            parse_enum(OutputFormat, body["format"], "format")
+            parse_option(OutputFormat, body["format"], "format")
             if body.get("format") is not None
             else settings.default_format
         )
     except ValueError as err:
         raise RequestError(400, str(err)) from None
-    return _checked(text, aggregation, output_format, settings)
+    return _validated_request(text, aggregation, output_format, settings)
 
 
-def _checked(text: str, aggregation: Aggregation, output_format: OutputFormat, settings: HandlerSettings) -> NerRequest:
+def _validated_request(
+    text: str, aggregation: Aggregation, output_format: OutputFormat, settings: HandlerSettings
+) -> NerRequest:
+    """The request, once its text is within the limit and valid Unicode."""
     if len(text) > settings.max_text_chars:
         raise RequestError(
             413, f"text has {len(text)} characters, the limit is {settings.max_text_chars}; split the document"

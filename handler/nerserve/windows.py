@@ -64,25 +64,3 @@ def stitch_scores(n_tokens: int, windows: Sequence[tuple[int, int]], window_scor
         mine = np.nonzero(owner[start:end] == index)[0]
         out[start + mine] = window_scores[index][mine]
     return out
-
-
-def plan_sub_batches(lengths: Sequence[int], tokens_per_forward: int) -> list[list[int]]:
-    """Group sequence indices into forward passes of similar length, each under a padded-token budget.
-
-    Indices are sorted by length (longest first, so the first pass shows the worst memory at once); a pass holds
-    as many sequences as fit when all are padded to its longest one, and a new pass starts where a sequence would
-    be more than half padding (a sentence next to a document's 512-piece windows).
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for index in order:
-        padded_len = lengths[current[0]] if current else lengths[index]
-        over_budget = (len(current) + 1) * padded_len > tokens_per_forward
-        if current and (over_budget or 2 * lengths[index] < padded_len):
-            batches.append(current)
-            current = []
-        current.append(index)
-    if current:
-        batches.append(current)
-    return batches

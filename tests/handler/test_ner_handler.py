@@ -1,8 +1,14 @@
 """The handler in-process on a tiny random BERT, through TorchServe's own Context: batches, errors, long texts."""
 
+import itertools
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from tests.conftest import load_handler, run_batch
+from nerserve.protocol import BATCH_SIZE_HEADER, MODEL_VERSION_HEADER
+from nertools.handler_module import load_handler_module
+from tests.support.handler_harness import load_handler, make_context, project_metrics_cache, run_batch
 
 SENTENCES = [
     "Angela Merkel met Tim Cook in Berlin.",
@@ -25,11 +31,11 @@ def test_batched_results_equal_single_request_results(tiny_handler):
     responses, statuses = run_batch(tiny_handler, [{"body": {"text": t}} for t in SENTENCES])
     assert statuses == [(200, None)] * len(SENTENCES)
     assert len(responses) == len(SENTENCES)
-    for single, batched in zip(singles, responses):
+    for single, batched in zip(singles, responses, strict=True):
         assert [(e["label"], e["start"], e["end"]) for e in single] == [
             (e["label"], e["start"], e["end"]) for e in batched["entities"]
         ]
-        for a, b in zip(single, batched["entities"]):
+        for a, b in zip(single, batched["entities"], strict=True):
             assert a["score"] == pytest.approx(b["score"], abs=1e-5)
     assert any(r["entities"] for r in responses), "the tiny model should tag something, or this test proves nothing"
 
@@ -77,15 +83,15 @@ def test_text_over_the_limit_is_413_and_does_not_fail_the_batch(tiny_checkpoint)
 def test_long_text_is_windowed_without_truncation_duplicates_or_cuts(tiny_handler):
     sentence = "john smith flew from new york to paris with mary. "
     text = sentence * 40  # ~500 word pieces, windows of 62 on the tiny model
-    batch = tiny_handler.prepare([{"body": {"text": text}}], [None])
-    assert len(batch.windows) > 5
+    batch = tiny_handler.preprocess([{"body": {"text": text}}])
+    assert len(batch.window_refs) > 5
     responses, statuses = run_batch(tiny_handler, [{"body": {"text": text, "format": "segments"}}])
     segments = responses[0]["segments"]
     assert statuses == [(200, None)]
     assert "".join(s["text"] for s in segments) == text  # every character is covered, in order
     entities = entities_of(tiny_handler, text)
     assert [(e["start"], e["end"]) for e in entities] == sorted({(e["start"], e["end"]) for e in entities})
-    assert all(a["end"] <= b["start"] for a, b in zip(entities, entities[1:]))  # no overlaps, no duplicates
+    assert all(a["end"] <= b["start"] for a, b in itertools.pairwise(entities))  # no overlaps, no duplicates
     assert entities[-1]["end"] > len(text) - 2 * len(sentence)  # the tail was labelled: nothing truncated
 
 
@@ -95,7 +101,7 @@ def test_a_long_text_and_short_ones_share_a_batch(tiny_handler):
     responses, _ = run_batch(tiny_handler, items)
     assert responses[0]["entities"] == entities_of(tiny_handler, SENTENCES[0])
     assert responses[1]["entities"] == entities_of(tiny_handler, long_text)
-    batch = tiny_handler.prepare(items, [None] * 3)
+    batch = tiny_handler.preprocess(items)
     widths = [p.input_ids.shape[1] for p in batch.passes]
     assert min(widths) < max(widths), "short sentences must not be padded to the long document's windows"
 
@@ -133,8 +139,6 @@ def test_metrics_match_the_declared_dimensions(tiny_handler, caplog):
     """Every metric the handler emits is declared in handler/metrics.yaml with the same dimensions."""
     import logging
 
-    from tests.conftest import project_metrics_cache
-
     cache = project_metrics_cache()
     cache.set_request_ids({0: "a", 1: "b"})
     with caplog.at_level(logging.INFO):
@@ -166,7 +170,7 @@ def test_int8_quantization_switch_serves_close_scores(tiny_checkpoint, tiny_hand
     same = sum(
         a["entities"] == []
         or set((e["label"], e["start"]) for e in a["entities"]) == set((e["label"], e["start"]) for e in b["entities"])
-        for a, b in zip(fp32, int8)
+        for a, b in zip(fp32, int8, strict=True)
     )
     assert same >= len(SENTENCES) - 2
 
@@ -193,8 +197,7 @@ def test_one_unreadable_text_fails_alone_in_its_batch(tiny_handler):
 
 
 def test_a_tokenizer_failure_on_one_text_fails_only_that_request(tiny_handler, monkeypatch):
-    import ner_handler
-
+    ner_handler = load_handler_module()
     real = ner_handler.encode_batch
 
     def picky(tokenizer, texts):
@@ -225,3 +228,29 @@ def test_initialize_refuses_a_tokenizer_without_a_vocabulary(tiny_checkpoint, tm
         (ckpt / name).unlink(missing_ok=True)
     with pytest.raises(ValueError, match="no vocabulary beyond its \\d+ special tokens"):
         load_handler(ckpt)
+
+
+def test_every_response_gets_json_the_batch_size_and_the_model_version(tiny_handler):
+    items = [{"body": {"text": SENTENCES[0]}}, {"body": {"text": 1}}]
+    context = make_context(Path("model_dir_unused_by_handle"), [{}, {}])
+    tiny_handler.handle(items, context)
+    assert [context.get_response_status(i)[0] for i in range(2)] == [200, 400]
+    for index in range(2):
+        assert context.get_response_content_type(index) == "application/json"
+        assert context.get_response_headers(index)[BATCH_SIZE_HEADER] == "2"
+        assert context.get_response_headers(index)[MODEL_VERSION_HEADER] == "1.0"
+
+
+def test_the_stages_compose_without_a_context(tiny_handler):
+    """preprocess -> inference (logits only) -> postprocess, as the warm-up and the bench call them."""
+    items = [{"body": {"text": SENTENCES[0]}}, {"body": bytearray(b'{"text": "paris"}')}]
+    batch = tiny_handler.preprocess(items, content_types=[None, "application/json"])
+    logits = tiny_handler.inference(batch)
+    assert len(logits) == len(batch.passes)
+    assert all(isinstance(x, np.ndarray) and x.dtype == np.float32 for x in logits)
+    responses = tiny_handler.postprocess(batch, logits)
+    assert responses[0]["entities"] == entities_of(tiny_handler, SENTENCES[0])
+    assert responses[1]["entities"] == entities_of(tiny_handler, "paris")
+    # Without content types, a JSON body TorchServe left as bytes is read as plain text.
+    plain = tiny_handler.preprocess(items[1:])
+    assert plain.documents[0].request.text == '{"text": "paris"}'

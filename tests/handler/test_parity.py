@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import run_batch
+from tests.support.handler_harness import run_batch
 
 TEXTS = [
     "Angela Merkel met Tim Cook in Berlin.",
@@ -39,13 +39,13 @@ def test_entities_equal_the_pipeline(strategy, pipelines, tiny_handler):
     responses, statuses = run_batch(tiny_handler, items)  # one batch: parity holds under batching too
     assert all(s == (200, None) for s in statuses)
     compared = 0
-    for text, response in zip(TEXTS, responses):
+    for text, response in zip(TEXTS, responses, strict=True):
         expected = pipelines[strategy](text) if text else []
         ours = response["entities"]
         assert [(e["label"], e["start"], e["end"]) for e in ours] == [
             (e["entity_group"], e["start"], e["end"]) for e in expected
         ], text
-        for a, b in zip(ours, expected):
+        for a, b in zip(ours, expected, strict=True):
             assert a["score"] == pytest.approx(float(b["score"]), abs=1e-4)
             assert a["text"] == text[a["start"] : a["end"]]
         compared += len(expected)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nerserve.decoding import decode_entities, softmax, subword_flags, to_segments
-from nerserve.settings import Aggregation
+from nerserve.decoding import decode_entities, softmax, to_segments
+from nerserve.protocol import Aggregation
 
 ID2LABEL = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
 LABEL2ID = {v: k for k, v in ID2LABEL.items()}
@@ -118,16 +118,6 @@ def test_softmax_is_stable_for_large_logits():
     probs = softmax(np.array([[1000.0, 1000.0, -1000.0]]))
     assert np.allclose(probs, [[0.5, 0.5, 0.0]])
     assert probs.dtype == np.float32
-
-
-def test_subword_flags_follow_the_pipeline_rule():
-    text = "Zürich 😀 Schwarzenegger"
-    tokens = ["zurich", "[UNK]", "schwarz", "##en", "##egger"]
-    offsets = [(0, 6), (7, 8), (9, 16), (16, 18), (18, 23)]
-    unknown = [False, True, False, False, False]
-    assert subword_flags(text, tokens, offsets, unknown) == [False, False, False, True, True]
-    # Without a continuation prefix: a piece is a continuation when no space precedes it.
-    assert subword_flags(text, tokens, offsets, [False] * 5, word_aware=False) == [False, False, False, True, True]
 
 
 def test_segments_cover_the_text_and_keep_adjacent_entities_apart():

@@ -1,9 +1,10 @@
-"""Request bodies in every form TorchServe delivers them, and the settings that bound them."""
+"""Request bodies in every form TorchServe delivers them, the option parser and the quoting of client values."""
 
 import pytest
 
-from nerserve.requests import RequestError, parse_request
-from nerserve.settings import Aggregation, HandlerSettings, OutputFormat
+from nerserve.protocol import Aggregation, OutputFormat, error_body
+from nerserve.requests import QUOTED_CHARS, RequestError, parse_option, parse_request, quote_client_value
+from nerserve.settings import HandlerSettings
 
 SETTINGS = HandlerSettings(max_text_chars=20)
 
@@ -54,39 +55,15 @@ def test_bad_requests_get_400_with_a_message(item, content_type, needle):
     error = error_of(item, content_type)
     assert error.status == 400
     assert needle in error.message
-    assert error.to_body() == {"code": 400, "type": "BadRequest", "message": error.message}
+    assert error_body(error.status, error.message) == {"code": 400, "type": "BadRequest", "message": error.message}
 
 
-def test_text_over_the_limit_gets_413_before_tokenising():
+def test_text_over_the_limit_gets_413_before_tokenizing():
     assert parse_request({"body": {"text": "x" * 20}}, None, SETTINGS).text == "x" * 20
     error = error_of({"body": {"text": "x" * 21}})
     assert error.status == 413 and "21 characters" in error.message
+    assert error_body(error.status, error.message)["type"] == "PayloadTooLarge"
     assert error_of({"body": bytearray(b"y" * 21)}).status == 413
-
-
-def test_settings_validate_and_name_the_field():
-    assert HandlerSettings.from_mapping({"window_overlap": 32}).window_overlap == 32
-    assert HandlerSettings.from_mapping(None) == HandlerSettings()
-    with pytest.raises(ValueError, match="unknown keys"):
-        HandlerSettings.from_mapping({"max_chars": 5})
-    with pytest.raises(ValueError, match="window_overlap"):
-        HandlerSettings.from_mapping({"max_length": 64, "window_overlap": 40})
-    with pytest.raises(ValueError, match="tokens_per_forward"):
-        HandlerSettings.from_mapping({"tokens_per_forward": 100})
-    with pytest.raises(ValueError, match="max_text_chars must be an integer"):
-        HandlerSettings.from_mapping({"max_text_chars": "10"})
-    assert HandlerSettings.from_mapping({"torch_threads": 1}).torch_threads == 1
-    with pytest.raises(ValueError, match="torch_threads must be >= 0"):
-        HandlerSettings.from_mapping({"torch_threads": -1})
-    with pytest.raises(ValueError, match="torch_threads must be an integer"):
-        HandlerSettings.from_mapping({"torch_threads": True})
-    with pytest.raises(ValueError, match="default_aggregation"):
-        HandlerSettings.from_mapping({"default_aggregation": "none"})
-
-
-def test_window_length_is_capped_by_the_model():
-    capped = HandlerSettings(max_length=512, window_overlap=128).with_model_limit(64)
-    assert (capped.max_length, capped.window_overlap) == (64, 31)
 
 
 def test_a_lone_surrogate_is_a_400_not_a_tokenizer_crash():
@@ -115,3 +92,15 @@ def test_client_values_in_messages_are_bounded():
     assert len(huge.message) < 200 and "\n" not in huge.message and "..." in huge.message
     fields = error_of({"body": {"text": "x", **{f"field{i}" * 50: 1 for i in range(9)}}})
     assert len(fields.message) < 400 and fields.message.count("...") >= 1
+
+
+def test_options_parse_case_insensitively_and_name_the_field():
+    assert parse_option(Aggregation, "Average", "aggregation") is Aggregation.AVERAGE
+    with pytest.raises(ValueError, match=r"^'format' must be one of \['entities', 'segments'\], got 3$"):
+        parse_option(OutputFormat, 3, "format")
+
+
+def test_quoted_client_values_are_reprs_cut_to_the_limit():
+    assert quote_client_value("a\nb") == "'a\\nb'"
+    long = quote_client_value("x" * 1000)
+    assert len(long) == QUOTED_CHARS and long.endswith("...") and long.startswith("'xxx")

@@ -1,10 +1,12 @@
-"""Windows over long texts, stitching at seams, and length-sorted sub-batches."""
+"""Windows over long texts and stitching at seams."""
+
+import itertools
 
 import numpy as np
 import pytest
 
 from nerserve.decoding import decode_entities
-from nerserve.windows import owner_of_tokens, plan_sub_batches, plan_windows, stitch_scores
+from nerserve.windows import owner_of_tokens, plan_windows, stitch_scores
 
 
 @pytest.mark.parametrize(
@@ -14,7 +16,7 @@ def test_windows_cover_every_token_with_the_overlap(n, size, overlap):
     windows = plan_windows(n, size, overlap)
     assert windows[0][0] == 0 and windows[-1][1] == n
     assert all(end - start == min(size, n) for start, end in windows)
-    for (s1, e1), (s2, _) in zip(windows, windows[1:]):
+    for (s1, e1), (s2, _) in itertools.pairwise(windows):
         assert s1 < s2 <= e1 - overlap  # consecutive windows overlap by at least `overlap`
     covered = np.zeros(n, dtype=bool)
     for start, end in windows:
@@ -58,7 +60,7 @@ def test_an_entity_across_a_seam_is_decoded_once_and_whole():
     assert len(windows) > 1 and any(s < 9 < e < 14 for s, e in windows)
     per_window = [full[start:end].copy() for start, end in windows]
     # Windows disagree away from their own region: poison what a window sees within 2 tokens of its edges.
-    for (start, end), scores in zip(windows, per_window):
+    for (start, end), scores in zip(windows, per_window, strict=True):
         if start > 0:
             scores[:2] = [0.9, 0.05, 0.05]
         if end < n:
@@ -68,17 +70,3 @@ def test_an_entity_across_a_seam_is_decoded_once_and_whole():
     text = " ".join("x" * n)[: 2 * n - 1]
     entities = decode_entities(text, offsets, [False] * n, stitched, id2label)
     assert [(e["label"], e["start"], e["end"]) for e in entities] == [("ORG", 18, 27)]
-
-
-def test_sub_batches_respect_the_budget_and_sort_by_length():
-    lengths = [5, 300, 7, 40, 300, 6, 41, 512]
-    batches = plan_sub_batches(lengths, 1024)
-    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
-    for batch in batches:
-        assert len(batch) * max(lengths[i] for i in batch) <= 1024 or len(batch) == 1
-    flat = [lengths[i] for b in batches for i in b]
-    assert flat == sorted(lengths, reverse=True)
-    for batch in batches:  # no row is more than half padding
-        assert all(2 * lengths[i] >= lengths[batch[0]] for i in batch)
-    assert [[lengths[i] for i in b] for b in batches] == [[512, 300], [300], [41, 40], [7, 6, 5]]
-    assert plan_sub_batches([], 100) == []

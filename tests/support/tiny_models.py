@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import string
 from pathlib import Path
@@ -88,7 +89,7 @@ def build_classic_checkpoint(
     encoder = BertModel(BertConfig(**bert_config))
     state = {"bert." + k: v for k, v in encoder.state_dict().items()}
     sizes = [32, *layer_sizes, len(labels)]
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         layer = torch.nn.Linear(n_in, n_out)
         state[f"head.layers.{i}.weight"] = layer.weight.detach() * 3
         state[f"head.layers.{i}.bias"] = layer.bias.detach()

@@ -1,0 +1,48 @@
+"""Handler settings: validated once at load, each error naming the field."""
+
+import pytest
+
+from nerserve.protocol import DEFAULT_MAX_TEXT_CHARS, Aggregation, OutputFormat
+from nerserve.settings import HandlerSettings, Quantization
+
+
+def test_settings_validate_and_name_the_field():
+    assert HandlerSettings.from_mapping({"window_overlap": 32}).window_overlap == 32
+    assert HandlerSettings.from_mapping(None) == HandlerSettings()
+    with pytest.raises(ValueError, match="unknown keys"):
+        HandlerSettings.from_mapping({"max_chars": 5})
+    with pytest.raises(ValueError, match="window_overlap"):
+        HandlerSettings.from_mapping({"max_length": 64, "window_overlap": 40})
+    with pytest.raises(ValueError, match="tokens_per_forward"):
+        HandlerSettings.from_mapping({"tokens_per_forward": 100})
+    with pytest.raises(ValueError, match="max_text_chars must be an integer"):
+        HandlerSettings.from_mapping({"max_text_chars": "10"})
+    assert HandlerSettings.from_mapping({"torch_threads": 1}).torch_threads == 1
+    with pytest.raises(ValueError, match="torch_threads must be >= 0"):
+        HandlerSettings.from_mapping({"torch_threads": -1})
+    with pytest.raises(ValueError, match="torch_threads must be an integer"):
+        HandlerSettings.from_mapping({"torch_threads": True})
+    with pytest.raises(ValueError, match="default_aggregation"):
+        HandlerSettings.from_mapping({"default_aggregation": "none"})
+
+
+def test_window_length_is_capped_by_the_model():
+    capped = HandlerSettings(max_length=512, window_overlap=128).with_model_limit(64)
+    assert (capped.max_length, capped.window_overlap) == (64, 31)
+
+
+def test_defaults_come_from_the_protocol_and_options_parse_from_yaml_strings():
+    assert HandlerSettings().max_text_chars == DEFAULT_MAX_TEXT_CHARS
+    settings = HandlerSettings.from_mapping(
+        {"default_aggregation": "MAX", "default_format": "segments", "quantization": "int8_dynamic"}
+    )
+    assert settings.default_aggregation is Aggregation.MAX
+    assert settings.default_format is OutputFormat.SEGMENTS
+    assert settings.quantization is Quantization.INT8_DYNAMIC
+    with pytest.raises(ValueError, match="'quantization' must be one of"):
+        HandlerSettings.from_mapping({"quantization": "int4"})
+
+
+def test_a_window_within_the_model_limit_is_kept():
+    settings = HandlerSettings(max_length=64, window_overlap=16)
+    assert settings.with_model_limit(512) is settings
