@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from gateway.errors import bad_request, format_validation_errors, too_large
-from nerserve.protocol import Aggregation, OutputFormat
+from nerserve.protocol import Aggregation, OutputFormat, json_type_name
 
 MAX_ID_CHARS = 256
 
@@ -84,13 +84,6 @@ def field_name(location: str) -> str:
 
 
 def json_type(value: Any) -> str:
-    names = {
-        dict: "an object",
-        list: "an array",
-        str: "a string",
-        int: "a number",
-        float: "a number",
-        bool: "a boolean",
-        type(None): "null",
-    }
-    return names.get(type(value), type(value).__name__)
+    """``[1]`` -> ``"an array"``: the JSON type's name with its article, for messages."""
+    name = json_type_name(value)
+    return name if name == "null" else f"{'an' if name[0] in 'aeiou' else 'a'} {name}"

@@ -78,6 +78,16 @@ def error_type(status: int) -> str:
     return "".join(word.capitalize() if word.islower() else word for word in phrase.split())
 
 
+_JSON_TYPE_NAMES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def json_type_name(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages: ``[1]`` -> ``"array"``, ``None`` -> ``"null"``."""
+    if value is None:
+        return "null"
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
 def error_body(status: int, message: str, type_name: str | None = None) -> dict[str, Any]:
     """The JSON body of every error a client sees, from the handler, the gateway or TorchServe itself."""
     return {"code": status, "type": type_name or error_type(status), "message": message}

@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from nerserve.protocol import JSON_FIELDS, Aggregation, OutputFormat
+from nerserve.protocol import JSON_FIELDS, Aggregation, OutputFormat, json_type_name
 
 if TYPE_CHECKING:  # settings.py imports parse_option from here; at run time only the annotations name it
     from nerserve.settings import HandlerSettings
@@ -109,7 +109,7 @@ def _from_json(body: Mapping[str, Any], settings: HandlerSettings) -> NerRequest
         raise RequestError(400, "field 'text' is required")
     text = body["text"]
     if not isinstance(text, str):
-        raise RequestError(400, f"field 'text' must be a string, got {_json_type(text)}")
+        raise RequestError(400, f"field 'text' must be a string, got {json_type_name(text)}")
     try:
         aggregation = (
             parse_option(Aggregation, body["aggregation"], "aggregation")
@@ -144,8 +144,3 @@ def _validated_request(
             "send valid Unicode",
         ) from None
     return NerRequest(text=text, aggregation=aggregation, output_format=output_format)
-
-
-def _json_type(value: Any) -> str:
-    names = {dict: "object", list: "array", int: "number", float: "number", bool: "boolean", type(None): "null"}
-    return names.get(type(value), type(value).__name__)

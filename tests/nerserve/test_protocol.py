@@ -2,7 +2,7 @@
 
 import pytest
 
-from nerserve.protocol import JSON_FIELDS, Aggregation, OutputFormat, error_body, error_type
+from nerserve.protocol import JSON_FIELDS, Aggregation, OutputFormat, error_body, error_type, json_type_name
 
 
 @pytest.mark.parametrize(
@@ -27,3 +27,19 @@ def test_option_enums_are_the_strings_clients_send():
     assert [member.value for member in OutputFormat] == ["entities", "segments"]
     assert Aggregation("max") is Aggregation.MAX and f"{OutputFormat.SEGMENTS}" == "segments"
     assert JSON_FIELDS == ("text", "aggregation", "format")
+
+
+@pytest.mark.parametrize(
+    ("value", "name"),
+    [
+        ({}, "object"),
+        ([1], "array"),
+        ("x", "string"),
+        (1, "number"),
+        (1.5, "number"),
+        (True, "boolean"),
+        (None, "null"),
+    ],
+)
+def test_json_type_name_names_every_json_type(value, name):
+    assert json_type_name(value) == name
