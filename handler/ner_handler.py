@@ -3,6 +3,11 @@
 A thin adapter: it unwraps TorchServe's request items, owns the tokenizer, the model and the device, and calls
 the core in ``nerserve`` for parsing, tokenization, windowing, batching and decoding. TorchServe loads a handler
 module only if it defines exactly one class, so everything else lives in ``nerserve`` (and the model in model.py).
+
+A request holds one text, or N texts as a KServe v1 or Open Inference Protocol v2 body (``nerserve.bodies``),
+parsed here with TorchServe's ``service_envelope`` off: its kserve/kservev2 envelopes unwrap only the first request
+of a batch (pytorch/serve#2158, #1302). Every text of every request of a batch is tokenized in one call and shares
+the forward passes.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from model import BertTokenClassifier, quantize_int8_dynamic
 from nerserve.batch import PreparedBatch, build_responses, prepare_batch
+from nerserve.bodies import BatchBodies, Body, parse_body
 from nerserve.protocol import BATCH_SIZE_HEADER, MODEL_VERSION_HEADER, OTHER_SEGMENT
-from nerserve.requests import NerRequest, RequestError, parse_request
+from nerserve.requests import NerRequest, RequestError
 from nerserve.settings import HandlerSettings, Quantization
 from nerserve.tokenization import WordPieces, check_vocabulary, encode_batch, load_tokenizer
 
@@ -45,6 +51,7 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
         super().__init__()
         self.settings = HandlerSettings()
         self.id2label: dict[int, str] = {}
+        self.model_name = "ner_model"
         self.model_version = "unknown"
 
     def initialize(self, context: Any) -> None:
@@ -73,6 +80,7 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
             model = quantize_int8_dynamic(classifier)
         self.model = model.to(self.device).eval()
         manifest = getattr(context, "manifest", None) or {}
+        self.model_name = str(getattr(context, "model_name", None) or self.model_name)
         self.model_version = str(manifest.get("model", {}).get("modelVersion", "unknown"))
         self.initialized = True
         self._warm_up()
@@ -96,20 +104,23 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
     # --- the data path, in the order handle() calls it -------------------------------------------------------
 
     def handle(self, data: list[dict[str, Any]], context: Any) -> list[dict[str, Any]]:
-        """BaseHandler's template (preprocess -> inference -> postprocess), then every response's status and
-        headers, then the per-stage metrics."""
+        """BaseHandler's template (preprocess -> inference -> postprocess), then one response per request from the
+        per-text results, every response's status and headers, then the per-stage metrics."""
         self.context = context
         started = time.perf_counter()
         batch = self.preprocess(data, _content_types(context, len(data)))
         prepared = time.perf_counter()
         logits = self.inference(batch)
         inferred = time.perf_counter()
-        responses = self.postprocess(batch, logits)
+        text_results = self.postprocess(batch, logits)
+        responses = batch.bodies.responses(text_results, self.model_name, self.model_version)
         done = time.perf_counter()
         self._set_statuses_and_headers(context, batch)
-        self._record_metrics(context, batch, responses, (prepared - started, inferred - prepared, done - inferred))
+        self._record_metrics(context, batch, text_results, (prepared - started, inferred - prepared, done - inferred))
         logger.debug(
-            "batch of %d: %d windows in %d passes; preprocess %.1f ms, inference %.1f ms, postprocess %.1f ms",
+            "batch of %d requests, %d texts: %d windows in %d passes; preprocess %.1f ms, inference %.1f ms, "
+            "postprocess %.1f ms",
+            batch.bodies.size,
             batch.size,
             len(batch.window_refs),
             len(batch.passes),
@@ -120,24 +131,28 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
         return responses
 
     def preprocess(self, data: list[dict[str, Any]], content_types: list[str | None] | None = None) -> PreparedBatch:
-        """Validate every request, tokenize the valid ones in one call, and plan windows and forward passes.
+        """Validate every request, tokenize the valid texts of all of them in one call, and plan windows and
+        forward passes.
 
         ``content_types`` holds each request's Content-Type header; None (the warm-up, in-process callers) is none.
-        A client error stays with its own request and the rest of the batch is served.
+        A client error stays with its own request, or its own text of a KServe request, and the rest is served.
         """
         if content_types is None:
             content_types = [None] * len(data)
-        requests: dict[int, NerRequest] = {}
-        errors: dict[int, RequestError] = {}
-        for index, (item, content_type) in enumerate(zip(data, content_types, strict=True)):
+        parsed: list[Body | RequestError] = []
+        for item, content_type in zip(data, content_types, strict=True):
             try:
-                requests[index] = parse_request(item, content_type, self.settings)
+                parsed.append(parse_body(item, content_type, self.settings))
             except RequestError as error:
-                errors[index] = error
+                parsed.append(error)
+        bodies = BatchBodies.of(parsed)
+        slots = bodies.text_slots()
+        requests = {index: slot for index, slot in slots.items() if isinstance(slot, NerRequest)}
+        errors = {index: slot for index, slot in slots.items() if isinstance(slot, RequestError)}
         pieces, tokenizer_errors = self._tokenize(requests)
         tokenizer = self.tokenizer
         return prepare_batch(
-            len(data),
+            bodies.text_count,
             requests,
             pieces,
             errors | tokenizer_errors,
@@ -145,6 +160,7 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
             tokenizer.cls_token_id,
             tokenizer.sep_token_id,
             tokenizer.pad_token_id,
+            bodies,
         )
 
     def _tokenize(self, requests: Mapping[int, NerRequest]) -> tuple[dict[int, WordPieces], dict[int, RequestError]]:
@@ -178,29 +194,32 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
         return logits
 
     def postprocess(self, batch: PreparedBatch, logits: list[np.ndarray]) -> list[dict[str, Any]]:
-        """One JSON-ready body per request, in request order: entities or segments, or the request's error."""
+        """One JSON-ready result per text, in text order: its entities or segments, or its error. handle() turns
+        them into one response per request (``BatchBodies.responses``: a single text's result, a KServe v1 / v2
+        response of one result per text, or the request's error)."""
         return build_responses(batch, logits, self.id2label)
 
     # --- what TorchServe sends back besides the bodies ----------------------------------------------------------
 
     def _set_statuses_and_headers(self, context: Any, batch: PreparedBatch) -> None:
-        """Each client error's status; on every response the JSON content type (TorchServe sets none for dict
-        responses), the model version that answered (so a client can tell versions apart during an upgrade), and
-        how many requests shared the batch."""
+        """Each client error's status (a text of a KServe request keeps its error in its slot, and its request
+        answers 200); on every response the JSON content type (TorchServe sets none for dict responses), the model
+        version that answered (so a client can tell versions apart during an upgrade), and how many requests
+        shared the batch."""
         if context.request_processor is None:  # a Context built in-process (the bench) has no responses to annotate
             return
-        for index, error in batch.errors.items():
+        for index, error in batch.bodies.request_errors(batch.errors).items():
             context.set_response_status(code=error.status, phrase=error.message, idx=index)
-        for index in range(batch.size):
+        for index in range(batch.bodies.size):
             context.set_response_content_type(index, "application/json")
-            context.set_response_header(index, BATCH_SIZE_HEADER, str(batch.size))
+            context.set_response_header(index, BATCH_SIZE_HEADER, str(batch.bodies.size))
             context.set_response_header(index, MODEL_VERSION_HEADER, self.model_version)
 
     def _record_metrics(
         self,
         context: Any,
         batch: PreparedBatch,
-        responses: list[dict[str, Any]],
+        text_results: list[dict[str, Any]],
         stage_seconds: tuple[float, float, float],
     ) -> None:
         """The metrics declared in handler/metrics.yaml, dimensions in the order declared there."""
@@ -214,8 +233,9 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
         def histogram(metric: str, value: float, unit: str = "Count") -> None:
             metrics.add_metric(metric, value, unit, None, [*base, level], MetricTypes.HISTOGRAM)
 
-        client_errors = len(batch.errors)
-        for outcome, count in (("ok", batch.size - client_errors), ("client_error", client_errors)):
+        requests = batch.bodies.size
+        client_errors = len(batch.bodies.request_errors(batch.errors))
+        for outcome, count in (("ok", requests - client_errors), ("client_error", client_errors)):
             if count:
                 metrics.add_metric(
                     "NerRequests",
@@ -226,12 +246,12 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
                     MetricTypes.COUNTER,
                 )
         for doc in batch.documents:
-            body = responses[doc.request_index]
+            body = text_results[doc.request_index]
             found = body.get("entities") or [s for s in body.get("segments", []) if s["label"] != OTHER_SEGMENT]
             histogram("NerEntitiesPerRequest", len(found))
             histogram("NerWordPiecesPerRequest", len(doc.pieces))
             histogram("NerWindowsPerRequest", len(doc.spans))
-        histogram("NerRequestsPerBatch", batch.size)
+        histogram("NerRequestsPerBatch", requests)
         for metric, seconds in zip(
             ("NerPreprocessSeconds", "NerInferenceSeconds", "NerPostprocessSeconds"), stage_seconds, strict=True
         ):

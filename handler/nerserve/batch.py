@@ -1,8 +1,10 @@
-"""One TorchServe batch: requests -> windows -> length-sorted forward passes -> one response per request.
+"""One TorchServe batch: texts -> windows -> length-sorted forward passes -> one result per text.
 
-Pure functions of word pieces and logits; the handler only adds the tokenizer, the model and TorchServe. Every
-row of a forward pass names its window by ``WindowRef`` (document, window), so its logits go straight back to
-their document whatever order the length sort put the rows in.
+Pure functions of word pieces and logits; the handler only adds the tokenizer, the model and TorchServe. The
+texts are every text of every request of the batch in one flat list (``nerserve.bodies.BatchBodies`` says which
+request each came from): a request of one text is one entry, a KServe request of N texts N entries. Every row of
+a forward pass names its window by ``WindowRef`` (document, window), so its logits go straight back to their
+document whatever order the length sort put the rows in.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from nerserve.bodies import BatchBodies, Body
 from nerserve.decoding import decode_entities, softmax, to_segments
-from nerserve.protocol import OutputFormat, error_body
+from nerserve.protocol import BodyKind, OutputFormat, error_body
 from nerserve.requests import NerRequest, RequestError
 from nerserve.settings import HandlerSettings
 from nerserve.tokenization import WordPieces
@@ -30,9 +33,9 @@ class WindowRef(NamedTuple):
 
 @dataclasses.dataclass(frozen=True)
 class Document:
-    """A valid request of the batch, its word pieces and the (start, end) piece ranges of its windows."""
+    """A valid text of the batch, its word pieces and the (start, end) piece ranges of its windows."""
 
-    request_index: int
+    request_index: int  # the text's index in the batch's flat list of texts
     request: NerRequest
     pieces: WordPieces
     spans: list[tuple[int, int]]
@@ -50,11 +53,12 @@ class ForwardPass:
 
 @dataclasses.dataclass(frozen=True)
 class PreparedBatch:
-    size: int
-    errors: dict[int, RequestError]
+    size: int  # texts
+    errors: dict[int, RequestError]  # the texts that cannot be served, by text index
     documents: list[Document]
     window_refs: list[WindowRef]  # every window of the batch, in document order
     passes: list[ForwardPass]
+    bodies: BatchBodies  # the requests the texts came from
 
 
 def prepare_batch(
@@ -66,14 +70,22 @@ def prepare_batch(
     cls_id: int,
     sep_id: int,
     pad_id: int,
+    bodies: BatchBodies | None = None,
 ) -> PreparedBatch:
-    """Plan windows for every tokenized request and pack all windows into length-sorted forward passes.
+    """Plan windows for every tokenized text and pack all windows into length-sorted forward passes.
 
-    Each request index in ``range(size)`` is in exactly one of ``pieces`` (then also in ``requests``) and
-    ``errors``; the keys of all three mappings are request indices.
+    Each text index in ``range(size)`` is in exactly one of ``pieces`` (then also in ``requests``) and ``errors``;
+    the keys of all three mappings are text indices. ``bodies`` says which request each text came from; without
+    it every text is a request of its own.
     """
     if sorted([*pieces, *errors]) != list(range(size)):
-        raise ValueError(f"{len(pieces)} tokenized requests and {len(errors)} errors do not make a batch of {size}")
+        raise ValueError(f"{len(pieces)} tokenized texts and {len(errors)} errors do not make a batch of {size}")
+    if bodies is None:
+        bodies = BatchBodies.of(
+            [Body(BodyKind.SINGLE, [requests[index] if index in requests else errors[index]]) for index in range(size)]
+        )
+    if bodies.text_count != size:
+        raise ValueError(f"the requests hold {bodies.text_count} texts, the batch {size}")
     body = settings.max_length - 2
     documents: list[Document] = []
     window_refs: list[WindowRef] = []
@@ -97,7 +109,7 @@ def prepare_batch(
             input_ids[row, 1 + end - start] = sep_id
             mask[row, : lengths[w]] = 1
         passes.append(ForwardPass([window_refs[w] for w in group], input_ids, mask, [lengths[w] for w in group]))
-    return PreparedBatch(size, dict(errors), documents, window_refs, passes)
+    return PreparedBatch(size, dict(errors), documents, window_refs, passes, bodies)
 
 
 def plan_sub_batches(lengths: Sequence[int], tokens_per_forward: int) -> list[list[int]]:
@@ -139,7 +151,8 @@ def logits_by_document(batch: PreparedBatch, pass_logits: Sequence[np.ndarray]) 
 def build_responses(
     batch: PreparedBatch, pass_logits: Sequence[np.ndarray], id2label: Mapping[int, str]
 ) -> list[dict[str, Any]]:
-    """One JSON-ready body per request of the batch, in request order (errors included)."""
+    """One JSON-ready result per text of the batch, in text order (a text's error as its ``error_body``);
+    ``batch.bodies.responses`` turns them into one response per request."""
     bodies: dict[int, dict[str, Any]] = {
         index: error_body(error.status, error.message) for index, error in batch.errors.items()
     }

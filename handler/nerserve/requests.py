@@ -61,27 +61,40 @@ def parse_option(kind: type[Option], value: Any, field: str) -> Option:
 
 
 def parse_request(item: Mapping[str, Any] | None, content_type: str | None, settings: HandlerSettings) -> NerRequest:
-    """Validate one request; raises RequestError (400 or 413) with a message the client can act on."""
+    """Validate one single-text request; raises RequestError (400 or 413) with a message the client can act on."""
+    return request_from_payload(decoded_payload(item, content_type), settings)
+
+
+def decoded_payload(item: Mapping[str, Any] | None, content_type: str | None) -> Any:
+    """The request's body as TorchServe parsed it, with bytes decoded: a JSON value when the Content-Type says JSON
+    (TorchServe parses only the exact type "application/json"), else a str; RequestError when it cannot be read."""
     payload = _payload(item)
+    if not isinstance(payload, (bytes, bytearray)):
+        return payload
+    try:
+        decoded = bytes(payload).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RequestError(400, f"the body is not valid UTF-8 (byte {err.start})") from None
+    if content_type and "json" in content_type.lower():
+        # Anything else that says JSON ("Application/JSON", "application/json; charset=UTF-8", which KServe's
+        # TorchServe wrapper sends) or JSON TorchServe could not parse arrives as bytes.
+        try:
+            return json.loads(decoded)
+        except json.JSONDecodeError:
+            raise RequestError(400, 'the body is not valid JSON; expected {"text": "..."}') from None
+        except RecursionError:  # nesting deeper than Python's stack: not a body any protocol here sends
+            raise RequestError(400, "the body is JSON nested too deeply") from None
+    return decoded
+
+
+def request_from_payload(payload: Any, settings: HandlerSettings) -> NerRequest:
+    """The single-text request of a decoded body (``decoded_payload``)."""
     if isinstance(payload, Mapping):
-        return _from_json(payload, settings)
+        return request_from_fields(payload, settings)
     if isinstance(payload, list):
         raise RequestError(400, 'expected a JSON object {"text": "..."}, got a JSON array')
-    if isinstance(payload, (bytes, bytearray)):
-        try:
-            decoded = bytes(payload).decode("utf-8")
-        except UnicodeDecodeError as err:
-            raise RequestError(400, f"the body is not valid UTF-8 (byte {err.start})") from None
-        if content_type and "json" in content_type.lower():
-            # TorchServe parses JSON only for the exact type "application/json"; anything else that says JSON
-            # ("Application/JSON", "application/json; charset=utf-8") or JSON it could not parse arrives as bytes.
-            try:
-                return parse_request({"body": json.loads(decoded)}, None, settings)
-            except json.JSONDecodeError:
-                raise RequestError(400, 'the body is not valid JSON; expected {"text": "..."}') from None
-        payload = decoded
     if isinstance(payload, str):
-        return _validated_request(payload, settings.default_aggregation, settings.default_format, settings)
+        return text_request(payload, settings.default_aggregation, settings.default_format, settings)
     raise RequestError(400, f"unsupported body of type {type(payload).__name__}")
 
 
@@ -100,7 +113,8 @@ def _payload(item: Mapping[str, Any] | None) -> Any:
     )
 
 
-def _from_json(body: Mapping[str, Any], settings: HandlerSettings) -> NerRequest:
+def request_from_fields(body: Mapping[str, Any], settings: HandlerSettings) -> NerRequest:
+    """A request from the JSON object ``{"text", "aggregation"?, "format"?}`` (``JSON_FIELDS``)."""
     unknown = sorted(set(body) - set(JSON_FIELDS))
     if unknown:
         shown = [quote_client_value(name) for name in unknown[:5]] + (["..."] if len(unknown) > 5 else [])
@@ -123,10 +137,10 @@ def _from_json(body: Mapping[str, Any], settings: HandlerSettings) -> NerRequest
         )
     except ValueError as err:
         raise RequestError(400, str(err)) from None
-    return _validated_request(text, aggregation, output_format, settings)
+    return text_request(text, aggregation, output_format, settings)
 
 
-def _validated_request(
+def text_request(
     text: str, aggregation: Aggregation, output_format: OutputFormat, settings: HandlerSettings
 ) -> NerRequest:
     """The request, once its text is within the limit and valid Unicode."""

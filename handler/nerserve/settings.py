@@ -7,7 +7,13 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
-from nerserve.protocol import DEFAULT_MAX_TEXT_CHARS, Aggregation, OutputFormat
+from nerserve.protocol import (
+    DEFAULT_MAX_REQUEST_CHARS,
+    DEFAULT_MAX_TEXT_CHARS,
+    DEFAULT_MAX_TEXTS_PER_REQUEST,
+    Aggregation,
+    OutputFormat,
+)
 from nerserve.requests import parse_option
 
 
@@ -24,6 +30,10 @@ class HandlerSettings:
     """Knobs read from the ``handler:`` section of the archive's model-config YAML.
 
     max_text_chars: longer texts are refused with 413 before tokenizing (tokenizing megabytes takes seconds).
+    max_texts_per_request: the most texts one KServe v1 / v2 request may hold (more: 413 for the request).
+    max_request_chars: the most characters all texts of one request may hold together (more: 413 for the request).
+        At least max_text_chars; it defaults to max_text_chars, so a batch of batchSize requests is never more
+        work than batchSize longest texts, the worst case responseTimeout is sized for (docs/PERFORMANCE.md).
     max_length: word pieces per window including [CLS]/[SEP]; capped by the model's position embeddings.
     window_overlap: word pieces shared by consecutive windows of a long text; each token is labelled by the
         window where it has the most context on both sides.
@@ -36,6 +46,8 @@ class HandlerSettings:
     """
 
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
+    max_texts_per_request: int = DEFAULT_MAX_TEXTS_PER_REQUEST
+    max_request_chars: int = DEFAULT_MAX_REQUEST_CHARS
     max_length: int = 512
     window_overlap: int = 128
     tokens_per_forward: int = 16_384
@@ -47,6 +59,13 @@ class HandlerSettings:
     def __post_init__(self) -> None:
         if self.max_text_chars < 1:
             raise ValueError(f"handler.max_text_chars must be >= 1, got {self.max_text_chars}")
+        if self.max_texts_per_request < 1:
+            raise ValueError(f"handler.max_texts_per_request must be >= 1, got {self.max_texts_per_request}")
+        if self.max_request_chars < self.max_text_chars:
+            raise ValueError(
+                f"handler.max_request_chars ({self.max_request_chars}) must be >= handler.max_text_chars "
+                f"({self.max_text_chars}): a text accepted alone must be accepted in a request of several"
+            )
         if self.max_length < 8:
             raise ValueError(f"handler.max_length must be >= 8, got {self.max_length}")
         if not 0 <= self.window_overlap <= (self.max_length - 2) // 2:
@@ -66,6 +85,8 @@ class HandlerSettings:
     def from_mapping(cls, values: Mapping[str, Any] | None) -> HandlerSettings:
         """Build from a YAML mapping; unknown keys are an error so a typo cannot silently keep a default."""
         values = dict(values or {})
+        if "max_text_chars" in values and "max_request_chars" not in values:
+            values["max_request_chars"] = values["max_text_chars"]  # its default follows max_text_chars
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -78,7 +99,15 @@ class HandlerSettings:
             values["default_format"] = parse_option(OutputFormat, values["default_format"], "default_format")
         if "quantization" in values:
             values["quantization"] = parse_option(Quantization, values["quantization"], "quantization")
-        for name in ("max_text_chars", "max_length", "window_overlap", "tokens_per_forward", "torch_threads"):
+        for name in (
+            "max_text_chars",
+            "max_texts_per_request",
+            "max_request_chars",
+            "max_length",
+            "window_overlap",
+            "tokens_per_forward",
+            "torch_threads",
+        ):
             if name in values and (not isinstance(values[name], int) or isinstance(values[name], bool)):
                 raise ValueError(f"handler.{name} must be an integer, got {values[name]!r}")
         return cls(**values)

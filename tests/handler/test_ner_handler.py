@@ -1,6 +1,7 @@
 """The handler in-process on a tiny random BERT, through TorchServe's own Context: batches, errors, long texts."""
 
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -254,3 +255,115 @@ def test_the_stages_compose_without_a_context(tiny_handler):
     # Without content types, a JSON body TorchServe left as bytes is read as plain text.
     plain = tiny_handler.preprocess(items[1:])
     assert plain.documents[0].request.text == '{"text": "paris"}'
+
+
+# --- KServe v1 and Open Inference Protocol v2 bodies ------------------------------------------------------------
+
+
+def v2_body(texts, **fields):
+    return {"inputs": [{"name": "text", "shape": [len(texts)], "datatype": "BYTES", "data": texts}], **fields}
+
+
+def v2_results(response):
+    (output,) = response["outputs"]
+    assert output["shape"] == [len(output["data"])] and output["datatype"] == "BYTES"
+    return [json.loads(text) for text in output["data"]]
+
+
+def assert_same_spans(batched, single):
+    """Same labels and spans; scores equal up to float noise (padding in a batch changes the last digits)."""
+    assert [(e["label"], e["start"], e["end"]) for e in batched] == [(e["label"], e["start"], e["end"]) for e in single]
+    for a, b in zip(batched, single, strict=True):
+        assert a["score"] == pytest.approx(b["score"], abs=1e-5)
+
+
+def test_kserve_bodies_and_single_texts_share_one_tokenizer_call_and_the_forward_passes(tiny_handler, monkeypatch):
+    ner_handler = load_handler_module()
+    real, calls = ner_handler.encode_batch, []
+
+    def counting(tokenizer, texts):
+        calls.append(len(texts))
+        return real(tokenizer, texts)
+
+    monkeypatch.setattr(ner_handler, "encode_batch", counting)
+    items = [
+        {"body": {"instances": [SENTENCES[0], {"text": SENTENCES[1], "format": "segments"}, 5]}},
+        {"body": {"text": SENTENCES[2]}},
+        {"body": v2_body([SENTENCES[4], None, SENTENCES[5]], id="r1", parameters={"aggregation": "max"})},
+    ]
+    responses, statuses = run_batch(tiny_handler, items, ["application/json"] * 3)
+    assert calls == [5], "the 5 valid texts (of 7) of every request of every request in one tokenizer call"
+    batch = tiny_handler.preprocess(items)
+    assert len(batch.passes) < 5 and {ref.doc_index for p in batch.passes for ref in p.rows} == set(range(5))
+    monkeypatch.setattr(ner_handler, "encode_batch", real)
+
+    assert statuses == [(200, None)] * 3
+    predictions = responses[0]["predictions"]
+    assert_same_spans(predictions[0]["entities"], entities_of(tiny_handler, SENTENCES[0]))
+    single_segments, _ = run_batch(tiny_handler, [{"body": {"text": SENTENCES[1], "format": "segments"}}])
+    assert_same_spans(predictions[1]["segments"], single_segments[0]["segments"])
+    assert predictions[2]["code"] == 400 and predictions[2]["message"].startswith("instances[2]:")
+    assert_same_spans(responses[1]["entities"], entities_of(tiny_handler, SENTENCES[2]))
+    assert (responses[2]["model_name"], responses[2]["model_version"], responses[2]["id"]) == ("ner_model", "1.0", "r1")
+    first, bad, last = v2_results(responses[2])
+    assert_same_spans(first["entities"], entities_of(tiny_handler, SENTENCES[4], aggregation="max"))
+    assert bad == {"code": 400, "type": "BadRequest", "message": "inputs[0].data[1]: a text must be a string, got null"}
+    assert_same_spans(last["entities"], entities_of(tiny_handler, SENTENCES[5], aggregation="max"))
+
+
+def test_kserve_requests_over_the_limits_get_413_alone(tiny_checkpoint):
+    handler = load_handler(
+        tiny_checkpoint, {"handler": {"max_text_chars": 10, "max_request_chars": 12, "max_texts_per_request": 2}}
+    )
+    items = [
+        {"body": {"instances": ["a", "b", "c"]}},
+        {"body": v2_body(["x" * 10, "y" * 3])},
+        {"body": {"instances": ["paris", "x" * 11]}},
+        {"body": {"text": "rome"}},
+    ]
+    responses, statuses = run_batch(handler, items)
+    assert [s[0] for s in statuses] == [413, 413, 413, 200]
+    assert "the request has 3 texts, the limit is 2" in statuses[0][1] and responses[0]["code"] == 413
+    assert "the request's texts have 13 characters in all, the limit is 12" in statuses[1][1]
+    assert "16 characters in all" in responses[2]["message"]
+    assert "entities" in responses[3]
+
+
+def test_a_kserve_text_over_its_own_limit_is_413_in_its_slot(tiny_checkpoint):
+    handler = load_handler(tiny_checkpoint, {"handler": {"max_text_chars": 10, "max_request_chars": 100}})
+    responses, statuses = run_batch(handler, [{"body": {"instances": ["x" * 11, "paris"]}}])
+    assert statuses == [(200, None)]
+    too_long, fine = responses[0]["predictions"]
+    assert too_long["code"] == 413 and "text has 11 characters, the limit is 10" in too_long["message"]
+    assert "entities" in fine
+
+
+def test_the_batch_size_header_and_metric_count_requests_not_texts(tiny_handler, caplog):
+    import logging
+
+    items = [{"body": {"instances": SENTENCES[:3]}}, {"body": v2_body(SENTENCES[:2])}]
+    context = make_context(Path("model_dir_unused_by_handle"), [{}, {}], metrics=project_metrics_cache())
+    context.metrics.set_request_ids({0: "a", 1: "b"})
+    with caplog.at_level(logging.INFO):
+        tiny_handler.handle(items, context)
+    assert [context.get_response_headers(i)[BATCH_SIZE_HEADER] for i in range(2)] == ["2", "2"]
+    emitted = [r.getMessage() for r in caplog.records if "[METRICS]NerRequestsPerBatch." in r.getMessage()]
+    assert emitted and all("NerRequestsPerBatch.Count:2|" in line for line in emitted)
+    per_text = [r.getMessage() for r in caplog.records if "[METRICS]NerWordPiecesPerRequest." in r.getMessage()]
+    assert len(per_text) == 5
+
+
+def test_a_failing_tokenizer_call_fails_only_the_texts_it_cannot_read(tiny_handler, monkeypatch):
+    ner_handler = load_handler_module()
+    real = ner_handler.encode_batch
+
+    def picky(tokenizer, texts):
+        if any("poison" in t for t in texts):
+            raise TypeError("the tokenizer refuses this input")
+        return real(tokenizer, texts)
+
+    monkeypatch.setattr(ner_handler, "encode_batch", picky)
+    responses, statuses = run_batch(tiny_handler, [{"body": {"instances": ["paris", "poison"]}}])
+    assert statuses == [(200, None)]
+    fine, failed = responses[0]["predictions"]
+    assert "entities" in fine and failed["code"] == 400 and "tokenizer cannot read" in failed["message"]

@@ -43,3 +43,30 @@ def test_option_enums_are_the_strings_clients_send():
 )
 def test_json_type_name_names_every_json_type(value, name):
     assert json_type_name(value) == name
+
+
+def test_body_kinds_and_v1_responses_keep_one_result_per_instance():
+    from nerserve.protocol import BodyKind, v1_response
+
+    assert [kind.value for kind in BodyKind] == ["single", "kserve_v1", "kserve_v2"]
+    assert v1_response([{"entities": []}, error_body(400, "bad")]) == {
+        "predictions": [{"entities": []}, {"code": 400, "type": "BadRequest", "message": "bad"}]
+    }
+
+
+def test_v2_responses_carry_each_result_as_its_json_text_in_one_bytes_output():
+    import json
+
+    from nerserve.protocol import V2_OUTPUT_NAME, v2_response
+
+    results = [
+        {"entities": [{"label": "CITY", "text": "Zürich", "start": 0, "end": 6, "score": 0.5}]},
+        {"segments": []},
+    ]
+    response = v2_response("ner_model", "1.0", None, results)
+    assert "id" not in response and (response["model_name"], response["model_version"]) == ("ner_model", "1.0")
+    (output,) = response["outputs"]
+    assert (output["name"], output["shape"], output["datatype"]) == (V2_OUTPUT_NAME, [2], "BYTES")
+    assert [json.loads(text) for text in output["data"]] == results
+    assert "Zürich" in output["data"][0]  # UTF-8 as is, not \u escapes
+    assert v2_response("m", "1", "abc", [])["id"] == "abc"

@@ -46,3 +46,17 @@ def test_defaults_come_from_the_protocol_and_options_parse_from_yaml_strings():
 def test_a_window_within_the_model_limit_is_kept():
     settings = HandlerSettings(max_length=64, window_overlap=16)
     assert settings.with_model_limit(512) is settings
+
+
+def test_request_limits_default_to_one_longest_text_and_follow_max_text_chars():
+    defaults = HandlerSettings()
+    assert defaults.max_request_chars == defaults.max_text_chars == DEFAULT_MAX_TEXT_CHARS
+    assert defaults.max_texts_per_request >= 1
+    assert HandlerSettings.from_mapping({"max_text_chars": 500}).max_request_chars == 500
+    assert HandlerSettings.from_mapping({"max_text_chars": 500, "max_request_chars": 900}).max_request_chars == 900
+    with pytest.raises(ValueError, match=r"max_request_chars \(400\) must be >= handler.max_text_chars \(500\)"):
+        HandlerSettings.from_mapping({"max_text_chars": 500, "max_request_chars": 400})
+    with pytest.raises(ValueError, match="max_texts_per_request must be >= 1"):
+        HandlerSettings.from_mapping({"max_texts_per_request": 0})
+    with pytest.raises(ValueError, match="max_texts_per_request must be an integer"):
+        HandlerSettings.from_mapping({"max_texts_per_request": 2.5})
