@@ -6,6 +6,13 @@ set -euo pipefail
 REQUIRED=(
   "prometheus:prometheus"  # tests/integration/test_prometheus.py scrapes a real TorchServe with it
   "chromium:chromium"  # tests/gateway/integration/test_demo_page.py drives the gateway's demo page (Playwright)
+  # tests/containers/ builds and runs the images; scripts/build_images.sh uses the same tools. runc, not the
+  # default crun: crun fails on these cgroup-v1-hybrid hosts. mmdebstrap builds the Debian base image when no
+  # image registry is reachable.
+  "podman:podman"
+  "buildah:buildah"
+  "runc:runc"
+  "mmdebstrap:mmdebstrap"
 )
 
 usage() {
@@ -15,6 +22,9 @@ Usage: scripts/setup_test_deps.sh [--help]
 Installs the Debian packages the test suite needs when their command is missing from PATH:
   prometheus   (package prometheus) for tests/integration/test_prometheus.py
   chromium     (package chromium) for tests/gateway/integration/test_demo_page.py
+  podman, buildah, runc, mmdebstrap  (packages of the same names) for tests/containers/ and
+               scripts/build_images.sh (runc: crun fails on cgroup v1 hybrid hosts; mmdebstrap: the base image
+               from Debian's repository when no image registry is reachable)
 Python packages come from scripts/setup_env.sh, Java from your distribution (see README.md).
 
 Runs apt-get update only when the package lists are missing or stale. Needs root: uses sudo when run as
