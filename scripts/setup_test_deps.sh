@@ -13,6 +13,10 @@ REQUIRED=(
   "buildah:buildah"
   "runc:runc"
   "mmdebstrap:mmdebstrap"
+  # tests/deploy/test_kube_play.py: podman kube play builds its pause image around catatonit, and pods find each
+  # other by name through aardvark-dns (not on PATH: checked by its path). --no-install-recommends skips both.
+  "catatonit:catatonit"
+  "/usr/lib/podman/aardvark-dns:aardvark-dns"
 )
 
 usage() {
@@ -22,7 +26,8 @@ Usage: scripts/setup_test_deps.sh [--help]
 Installs the Debian packages the test suite needs when their command is missing from PATH:
   prometheus   (package prometheus) for tests/integration/test_prometheus.py
   chromium     (package chromium) for tests/gateway/integration/test_demo_page.py
-  podman, buildah, runc, mmdebstrap  (packages of the same names) for tests/containers/ and
+  podman, buildah, runc, mmdebstrap, catatonit, aardvark-dns  (packages of the same names) for tests/containers/,
+               tests/deploy/ (podman kube play) and
                scripts/build_images.sh (runc: crun fails on cgroup v1 hybrid hosts; mmdebstrap: the base image
                from Debian's repository when no image registry is reachable)
 Python packages come from scripts/setup_env.sh, Java from your distribution (see README.md).

@@ -12,8 +12,8 @@ Usage: scripts/test.sh [--fast] [PYTEST_ARGS...]
 Without --fast it first installs the Debian packages the integration tier drives (scripts/setup_test_deps.sh:
 Prometheus, Chromium; needs root or sudo) and builds the demo model if model_related_data/ has none (cached; a
 few minutes once).
---fast: the tiers that need neither root nor the demo model (-m "not integration and not demo"): no sudo, no
-  training, a couple of minutes.
+--fast: the tiers that need neither root, the demo model nor podman (-m "not integration and not demo and not
+  container"): no sudo, no training, no image builds, a couple of minutes.
 Tests start their own TorchServe instances on free ports; a running scripts/serve.sh is left alone.
 USAGE
 }
@@ -27,7 +27,7 @@ cd "$ROOT"
 "$ROOT/scripts/setup_env.sh"
 "$ROOT/scripts/check.sh"
 if [[ $FAST -eq 1 ]]; then
-  exec "$ROOT/.venv/bin/python" -m pytest -m "not integration and not demo" "$@"
+  exec "$ROOT/.venv/bin/python" -m pytest -m "not integration and not demo and not container" "$@"
 fi
 "$ROOT/scripts/setup_test_deps.sh"
 "$ROOT/.venv/bin/python" "$ROOT/scripts/build_demo_model.py"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.handler_harness import load_handler
+from tests.support.podman import BuiltImages, session_images
 from tests.support.tiny_models import build_classic_checkpoint, build_hf_checkpoint
 
 
@@ -54,3 +55,9 @@ def tiny_server(tmp_path_factory, tiny_checkpoint, java_available):
 @pytest.fixture(scope="session")
 def tiny_handler(tiny_checkpoint):
     return load_handler(tiny_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def images(request: pytest.FixtureRequest) -> BuiltImages:
+    """Both container images, built once per session into a podman store of the session's own (container tier)."""
+    return session_images(request)

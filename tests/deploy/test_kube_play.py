@@ -15,7 +15,6 @@ from websockets.asyncio.client import connect
 
 from nertools.manifests import kube_play, render, to_yaml
 from tests.support.paths import ROOT
-from tests.support.podman import BuiltImages, session_images
 from tests.support.polling import wait_until
 from tests.support.ports import free_port
 
@@ -24,11 +23,6 @@ pytestmark = pytest.mark.container
 MERKEL = "Angela Merkel met Tim Cook in Berlin."
 # The model server's READY takes 10-20 s on 2 CPUs; the margin is for a loaded CI machine.
 READY_TIMEOUT_S = 240
-
-
-@pytest.fixture(scope="module")
-def images(request) -> BuiltImages:
-    return session_images(request)
 
 
 def http_status(url: str, body: bytes | None = None) -> int:

@@ -5,11 +5,8 @@ The store (CONTAINERS_STORAGE_CONF: graphroot and runroot), network definitions 
 under a temp directory: tests build from nothing and never see or touch a user's images, containers or networks.
 The configuration (nertools.containers) selects runc and cgroupfs and bounds rlimits, which these hosts need.
 
-Use from a conftest.py (one build per session, shared by every directory that asks)::
-
-    @pytest.fixture(scope="session")
-    def images(request):
-        return session_images(request)       # BuiltImages: .server, .gateway, .podman, .build_seconds
+tests/conftest.py turns ``session_images`` into the session fixture ``images`` (one build per session, shared by
+every directory that asks; BuiltImages: .server, .gateway, .podman, .build_seconds)
 
     images.podman.run("run", "--rm", images.server, "--help")   # podman with the test's env, checked
     images.podman.cmd("kube", "play", "x.yaml")                  # argv, for subprocess calls of your own
@@ -18,6 +15,7 @@ Use from a conftest.py (one build per session, shared by every directory that as
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -78,6 +76,11 @@ class Podman:
         """Remove every container, image and network of this store, then the directory itself."""
         self.run("rm", "-a", "-f", "-t", "0", check=False, timeout=300)
         self.run("system", "reset", "--force", check=False, timeout=600)
+        # The overlay driver leaves its storage directory mounted after a reset; unmounted, the directory can go
+        # (a busy mount would make pytest's later clean-up of old temp dirs fail with a warning, an error here).
+        for mount in sorted(self.directory.rglob("overlay"), key=lambda path: len(path.parts), reverse=True):
+            if mount.is_dir() and os.path.ismount(mount):
+                subprocess.run(["umount", str(mount)], check=False, capture_output=True)
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
