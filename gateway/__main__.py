@@ -75,12 +75,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
     """uvicorn's settings for the gateway (also used by the tests that run it under a real uvicorn)."""
+    from gateway.slow_clients import with_header_timeout  # imports uvicorn, which --check does not need
+
     return {
         "host": settings.host,
         "port": settings.port,
         "access_log": False,
         "server_header": False,
         "ws_max_size": settings.max_message_bytes,
+        # uvicorn times out neither a request head nor a connection that never sends one; this protocol does.
+        "http": with_header_timeout(settings.header_timeout_s),
+        # uvicorn's type says int; it is only handed to call_later.
+        "timeout_keep_alive": settings.keep_alive_timeout_s,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
         "ws_ping_interval": WS_PING_INTERVAL_S,
         # A WebSocket whose every slot is busy is not read (backpressure), so the client's pongs wait behind its

@@ -13,6 +13,7 @@ Endpoints (docs/GATEWAY.md has examples):
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -31,7 +32,7 @@ from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.auth import ApiKeys, Authenticator, LoopbackHostOnly
-from gateway.errors import GatewayError, bad_request, too_large
+from gateway.errors import GatewayError, bad_request, internal_error, too_large
 from gateway.labels import LabelRegistry
 from gateway.logs import KEY_ID_SCOPE, AccessLogMiddleware
 from gateway.schemas import PredictBody, ensure_text_fits, parse_json, validate_predict_body
@@ -114,6 +115,9 @@ async def gateway_error_response(request: Request, error: GatewayError) -> JSONR
         headers["WWW-Authenticate"] = "Bearer"
     if error.retryable:
         headers["Retry-After"] = "1"
+    if error.status in (408, 413):
+        # The rest of the body may still be on its way: the connection cannot carry another request.
+        headers["Connection"] = "close"
     return JSONResponse(error.to_body(), status_code=error.status, headers=headers)
 
 
@@ -128,10 +132,16 @@ async def http_error_response(request: Request, error: StarletteHTTPException) -
     return JSONResponse(body, status_code=error.status_code, headers=error.headers)
 
 
+async def unexpected_error_response(request: Request, error: Exception) -> JSONResponse:
+    # Starlette's last resort: the client gets the error shape (not plain text) and uvicorn logs the traceback.
+    return JSONResponse(internal_error(error).to_body(), status_code=500)
+
+
 EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     GatewayError: gateway_error_response,
     RequestValidationError: invalid_request_response,
     StarletteHTTPException: http_error_response,
+    Exception: unexpected_error_response,
 }
 
 
@@ -229,8 +239,14 @@ def inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
 )
 async def entities(request: Request) -> Response:
     services = services_of(request)
-    body = await read_body(request, services.settings.max_message_bytes)
-    prediction = await services.client.predict(body, request.headers.get("content-type"))
+    settings = services.settings
+    body = await read_body(request, settings.max_message_bytes, settings.body_timeout_s)
+    content_type = request.headers.get("content-type")
+    if content_type and "json" in content_type.lower():
+        # The handler parses whatever says JSON (nerserve.requests.decoded_payload): a body it would refuse is
+        # refused here, within the same bounds, before it can reach a batch of other clients' requests.
+        await parse_json_off_loop(body, settings.max_message_bytes)
+    prediction = await services.client.predict(body, content_type)
     return Response(prediction.content, media_type="application/json", headers=prediction.headers)
 
 
@@ -242,7 +258,7 @@ async def entities(request: Request) -> Response:
 )
 async def stream_post(request: Request) -> Response:
     settings = services_of(request).settings
-    body = await read_body(request, settings.max_message_bytes)
+    body = await read_body(request, settings.max_message_bytes, settings.body_timeout_s)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "text/plain":
         try:
@@ -252,7 +268,9 @@ async def stream_post(request: Request) -> Response:
         ensure_text_fits(text, settings.max_text_chars)
         predict_body = PredictBody(text=text)
     elif content_type in ("application/json", ""):
-        predict_body = validate_predict_body(parse_json(body), PredictBody, settings.max_text_chars)
+        predict_body = validate_predict_body(
+            await parse_json_off_loop(body, settings.max_message_bytes), PredictBody, settings.max_text_chars
+        )
     else:
         raise GatewayError(415, f"send application/json or text/plain, not {content_type!r}")
     return await event_stream(request, predict_body)
@@ -296,18 +314,36 @@ async def event_stream(request: Request, predict_body: PredictBody) -> Response:
     return EventSourceResponse(events, ping=SSE_PING_S, send_timeout=SSE_SEND_TIMEOUT_S)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes ``limit`` bytes (never buffered beyond it)."""
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes (never buffered beyond it), and
+    with 408 when it has not all arrived ``timeout_s`` after the head (a client trickling it holds a connection
+    and a buffer)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large(f"request body of {declared} bytes is over the limit of {limit}")
     parts, size = [], 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise too_large(f"request body is over the limit of {limit} bytes")
-        parts.append(part)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for part in request.stream():
+                size += len(part)
+                if size > limit:
+                    raise too_large(f"request body is over the limit of {limit} bytes")
+                parts.append(part)
+    except TimeoutError:
+        raise GatewayError(408, f"the request body did not arrive within {timeout_s:g} s") from None
     return b"".join(parts)
+
+
+# Under this size parsing takes well under a millisecond; above it, up to the 6.5 MB limit, tens of milliseconds
+# that would stall every other connection on the event loop.
+PARSE_ON_LOOP_MAX_BYTES = 64 * 1024
+
+
+async def parse_json_off_loop(body: bytes, max_bytes: int) -> Any:
+    """``parse_json`` (bounded size and depth), in a worker thread when the body is large."""
+    if len(body) <= PARSE_ON_LOOP_MAX_BYTES:
+        return parse_json(body, max_bytes)
+    return await asyncio.to_thread(parse_json, body, max_bytes)
 
 
 def resume_from(request: Request) -> int:

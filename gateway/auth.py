@@ -31,6 +31,15 @@ APP_SUBPROTOCOL = "ner.v1"
 TOKEN_SUBPROTOCOL_PREFIX = "bearer."
 TOKEN_QUERY_PARAMETER = "token"
 ANONYMOUS = "-"  # the key id logged when authentication is disabled
+# What a client without a key is told, per channel: a browser cannot set headers on a WebSocket or an EventSource,
+# so it is pointed at what it can send. A WebSocket close reason holds at most 123 bytes.
+MISSING_KEY_HTTP = (
+    "missing API key: send 'Authorization: Bearer <id>.<secret>' (an EventSource, which cannot set headers, "
+    "adds ?token=<id>.<secret>)"
+)
+MISSING_KEY_WEBSOCKET = (
+    "missing API key: offer the subprotocol bearer.<id>.<secret> (browsers) or send Authorization: Bearer <id>.<secret>"
+)
 
 
 class ApiKeys:
@@ -72,14 +81,19 @@ class Authenticator:
         return self.keys is not None
 
     def authenticate(
-        self, headers: Mapping[str, str], query: Mapping[str, str], subprotocols: Sequence[str] = ()
+        self,
+        headers: Mapping[str, str],
+        query: Mapping[str, str],
+        subprotocols: Sequence[str] = (),
+        missing: str = MISSING_KEY_HTTP,
     ) -> str:
-        """The caller's key id; raises a 401 GatewayError when the token is missing or wrong."""
+        """The caller's key id; raises a 401 GatewayError when the token is missing (``missing`` says how to send
+        one on this channel) or wrong."""
         if self.keys is None:
             return ANONYMOUS
         token = find_token(headers, query, subprotocols)
         if token is None:
-            raise unauthorized("missing API key: send 'Authorization: Bearer <id>.<secret>'")
+            raise unauthorized(missing)
         key_id = self.keys.verify(token)
         if key_id is None:
             raise unauthorized("invalid API key")

@@ -18,6 +18,7 @@ from nerserve.protocol import error_body, error_type
 # WebSocket close codes (RFC 6455 section 7.4.1)
 CLOSE_POLICY_VIOLATION = 1008  # failed authentication, or an Origin that is not allowed
 CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_INTERNAL_ERROR = 1011
 
 
 class GatewayError(Exception):
@@ -53,6 +54,11 @@ def bad_request(message: str) -> GatewayError:
 
 def too_large(message: str) -> GatewayError:
     return GatewayError(413, message)
+
+
+def internal_error(error: BaseException) -> GatewayError:
+    """A bug of the gateway, as the client sees it: the exception's class only (its text may hold user data)."""
+    return GatewayError(500, f"internal error of the gateway ({error.__class__.__name__})")
 
 
 def unauthorized(message: str = "missing or invalid API key") -> GatewayError:

@@ -2,7 +2,9 @@
 
 uvicorn's own access log is switched off (it prints query strings, where EventSource clients put ``token=`` and
 ``text=``); ``AccessLogMiddleware`` logs method, path without query, status, duration and key id instead.
-uvicorn still logs WebSocket handshakes with their query string, so ``RedactFilter`` rewrites those records.
+uvicorn still logs WebSocket handshakes with their query string, and at debug level its WebSocket library logs
+every handshake header (``Authorization``, the ``bearer.`` subprotocol) and every frame with its text, so
+``RedactFilter`` rewrites those records: token and text values, bearer tokens, frames reduced to type and size.
 """
 
 from __future__ import annotations
@@ -16,22 +18,34 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 KEY_ID_SCOPE = "gateway.key_id"  # set by authentication, read by the access log
 SENSITIVE_QUERY = re.compile(r"(?i)\b(token|text)=[^&\s\"]*")
+BEARER_TOKEN = re.compile(r"(?i)\b(bearer)([ .])[^\s,\"']+")
 
 access_logger = logging.getLogger("gateway.access")
 
 
 def redact(value: str) -> str:
-    return SENSITIVE_QUERY.sub(lambda match: f"{match.group(1)}=[redacted]", value)
+    value = SENSITIVE_QUERY.sub(lambda match: f"{match.group(1)}=[redacted]", value)
+    return BEARER_TOKEN.sub(lambda match: f"{match.group(1)}{match.group(2)}[redacted]", value)
+
+
+def redact_argument(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    opcode, data = getattr(value, "opcode", None), getattr(value, "data", None)
+    if opcode is not None and isinstance(data, (bytes, bytearray)):  # a websockets Frame: its payload is user text
+        return f"{getattr(opcode, 'name', opcode)} [{len(data)} bytes]"
+    return value
 
 
 class RedactFilter(logging.Filter):
-    """Replaces the values of ``token=`` and ``text=`` query parameters in a record's message and arguments."""
+    """Replaces ``token=`` and ``text=`` query values and bearer tokens in a record's message and arguments, and
+    WebSocket frames by their type and size."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+            record.args = tuple(redact_argument(arg) for arg in record.args)
         return True
 
 

@@ -7,12 +7,12 @@ add an optional ``id``.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from gateway.errors import bad_request, format_validation_errors, too_large
+from gateway.errors import GatewayError, bad_request, format_validation_errors, too_large
+from nerserve.json_limits import DEFAULT_MAX_DEPTH, JsonBodyError, loads_bounded
 from nerserve.protocol import Aggregation, OutputFormat, json_type_name
 
 MAX_ID_CHARS = 256
@@ -65,12 +65,14 @@ def validate_predict_body(body: Any, model: type[Body], max_text_chars: int) -> 
     return request
 
 
-def parse_json(content: bytes | str) -> Any:
+def parse_json(content: bytes | str, max_bytes: int) -> Any:
+    """A client's JSON, bounded in size and depth (``nerserve.json_limits``, the handler's own rules); GatewayError
+    400 (too deep, not UTF-8, not JSON) or 413 (over ``max_bytes``) otherwise, never a RecursionError."""
     try:
-        return json.loads(content)
-    except (ValueError, UnicodeDecodeError) as err:
-        message = f'the body is not valid JSON ({err.__class__.__name__}); expected {{"text": "..."}}'
-        raise bad_request(message) from None
+        return loads_bounded(content, DEFAULT_MAX_DEPTH, max_bytes)
+    except JsonBodyError as err:
+        hint = '; expected {"text": "..."}' if err.status == 400 else ""
+        raise GatewayError(err.status, err.message + hint) from None
 
 
 def ensure_text_fits(text: str, max_text_chars: int) -> None:

@@ -60,8 +60,15 @@ class GatewaySettings(BaseSettings):
     upstream_concurrency: int = Field(64, ge=1, le=4096)
     upstream_timeout_s: float = Field(60.0, gt=0)
     retry_deadline_s: float = Field(30.0, ge=0)
+    retry_max_attempts: int = Field(16, ge=1, le=1000)
+    # A request whose worker died may be what killed it: sent again this many times at most (gateway.upstream).
+    retry_worker_lost_max: int = Field(1, ge=0, le=10)
     retry_backoff_initial_s: float = Field(0.1, gt=0)
     retry_backoff_max_s: float = Field(2.0, gt=0)
+    # Slow clients (gateway.slow_clients): a request's line and headers, its body, the wait between two requests
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(30.0, gt=0)
+    keep_alive_timeout_s: float = Field(5.0, gt=0)
     # Server-Sent Events streaming of long documents
     stream_chunk_chars: int = Field(1000, ge=64)
     stream_concurrency: int = Field(4, ge=1, le=256)

@@ -1,17 +1,28 @@
-"""The gateway's one pooled HTTP client to TorchServe, with timeouts and bounded retries.
+"""The gateway's one pooled HTTP client to TorchServe, with timeouts and bounded retries that cannot storm.
 
-NER is idempotent, so a request that TorchServe could not serve because of its own state is sent again: 503 (no
-worker ready, queue full, worker restarting), 507 (the worker died while serving it; TorchServe restarts it in
-about 6 s) and connection failures. Retries back off exponentially with jitter and stop at a deadline measured
-from the first attempt. 4xx answers are the client's fault and are passed through at once with TorchServe's
-status and message; other 5xx and timeouts are not retried (a request that timed out would only time out again
-and double the load).
+NER is idempotent, so a request TorchServe could not serve because of its own state is sent again, by what it
+may cost other clients (``Failure``):
+
+* never reached a worker: TorchServe's 503 "Model ... has no worker to serve inference request" (no worker
+  READY, or its job queue full) and a refused connection. Sent again until the retry deadline or
+  ``retry_max_attempts``; nobody else's batch is touched.
+* lost with its worker: 507 or 500 "Worker died." (the worker died while its batch ran; TorchServe starts a new
+  one in ~6 s) and a connection lost mid-request. Sent again at most ``retry_worker_lost_max`` times (1): the
+  request may itself be what killed the worker, and each retry puts it into another batch of other clients'
+  requests.
+
+Everything else is answered at once. TorchServe's 503 "Prediction failed" means the handler raised for the whole
+batch holding this request: sent again it would fail the next batch too (the retry storm of issue 11), so it is a
+502. 4xx answers are the client's fault and pass through with TorchServe's status and message; other 5xx and
+timeouts are not retried (a request that timed out would only time out again and double the load). Retries back
+off exponentially with jitter and stop at a deadline measured from the first attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import enum
 import json
 import logging
 import random
@@ -27,19 +38,47 @@ from nertools.torchserve import count_ready, error_fields
 
 logger = logging.getLogger("gateway.upstream")
 
-# 503: no worker ready or the queue is full. 507 and 500: the worker died; TorchServe 0.12 answers 507 only when
-# it has already seen the worker's exit code 137, else 500 "Worker died." (seen in about 1 run in 10 of the
-# worker-kill test). Its other 500, a batch over responseTimeout (300 s), comes after this gateway's own upstream
-# timeout (60 s) has already answered 504, so a 500 within the timeout is a worker death.
-RETRY_STATUSES = frozenset({500, 503, 507})
-# Failures before or while talking to TorchServe that a later attempt can fix. Read timeouts are not here.
-RETRY_ERRORS = (
-    httpx2.ConnectError,
-    httpx2.ConnectTimeout,
-    httpx2.ReadError,
-    httpx2.WriteError,
-    httpx2.RemoteProtocolError,
-)
+
+class Failure(enum.Enum):
+    """Why an attempt failed, when another attempt may succeed."""
+
+    NOT_SERVED = "not served"  # never reached a worker: sent again until the deadline
+    LOST = "lost"  # may have been in a batch whose worker died: sent again at most retry_worker_lost_max times
+
+
+# TorchServe 0.12's frontend answers with exception types and fixed messages, and nothing else tells these cases
+# apart. "no worker": ModelManager.addJob refused the job (no worker, or the job queue full): it never reached a
+# worker. "Worker died.": sent by WorkerThread to every request of the batch of a worker that exited (507 when it
+# saw exit code 137, else 500; also after responseTimeout, which comes long after this gateway's own upstream
+# timeout). The handler's own statuses carry nerserve's types (ServiceUnavailable, InternalServerError), never
+# these, so a handler's per-request 503 or 500 is not mistaken for them.
+NO_WORKER_TYPE = "ServiceUnavailableException"
+NO_WORKER_MESSAGE = "has no worker to serve inference request"
+WORKER_DIED_TYPE = "InternalServerException"
+WORKER_DIED_MESSAGE = "Worker died."
+# Connection failures: refused (TorchServe down or restarting) never reached it; lost mid-request may have.
+NOT_SERVED_ERRORS = (httpx2.ConnectError, httpx2.ConnectTimeout)
+LOST_ERRORS = (httpx2.ReadError, httpx2.WriteError, httpx2.RemoteProtocolError)
+
+
+def classify(status: int, type_name: str | None, message: str) -> Failure | None:
+    """The Failure of a TorchServe error answer, or None when sending it again cannot help or would hurt."""
+    if status == 503 and type_name == NO_WORKER_TYPE and NO_WORKER_MESSAGE in message:
+        return Failure.NOT_SERVED
+    if status in (500, 507) and type_name == WORKER_DIED_TYPE and message == WORKER_DIED_MESSAGE:
+        return Failure.LOST
+    return None
+
+
+class Retryable(Exception):
+    """One attempt's failure that another attempt may fix (internal to TorchServeClient)."""
+
+    def __init__(self, failure: Failure, message: str) -> None:
+        super().__init__(message)
+        self.failure = failure
+        self.message = message
+
+
 PASSTHROUGH_HEADERS = tuple(name.lower() for name in RESPONSE_HEADERS)
 DESCRIBE_TIMEOUT_S = 5.0
 
@@ -85,29 +124,41 @@ class TorchServeClient:
     async def predict(self, content: bytes, content_type: str | None) -> Prediction:
         """POST the body as it is to TorchServe; retried while TorchServe cannot serve it, until the deadline."""
         headers = {"Content-Type": content_type} if content_type else {}
+        settings = self.settings
         started = time.monotonic()
-        deadline = started + self.settings.retry_deadline_s
-        attempt = 0
+        deadline = started + settings.retry_deadline_s
+        attempt = lost = 0
         while True:
             attempt += 1
             try:
                 prediction = await self._attempt(content, headers, deadline)
-            except Unavailable as unavailable:
-                failure = unavailable
+            except Retryable as retryable:
+                failure = retryable
             else:
                 if attempt > 1:
                     logger.info("TorchServe served a request after %d attempts", attempt)
                 return prediction
             delay = self._backoff(attempt)
-            if time.monotonic() + delay > deadline:
-                if attempt > 1:
-                    spent = time.monotonic() - started
-                    failure = Unavailable(f"{failure.message} (gave up after {attempt} attempts in {spent:.1f} s)")
-                logger.warning("prediction failed: %s", failure.message)
-                raise failure
+            spent = time.monotonic() - started
+            if failure.failure is Failure.LOST:
+                lost += 1
+                if lost > settings.retry_worker_lost_max:
+                    # Not 503: a client that sends it again may kill another worker. 502, no Retry-After.
+                    error = GatewayError(
+                        502,
+                        f"{failure.message}: the worker serving this request died {lost} time(s); not sent again, "
+                        "as the request may be what killed it",
+                    )
+                    logger.warning("prediction failed after %d attempts: worker lost %d time(s)", attempt, lost)
+                    raise error
+            if attempt >= settings.retry_max_attempts or time.monotonic() + delay > deadline:
+                gave_up = f" (gave up after {attempt} attempts in {spent:.1f} s)" if attempt > 1 else ""
+                logger.warning("prediction failed: %s%s", failure.message, gave_up)
+                raise Unavailable(failure.message + gave_up)
             logger.info(
-                "TorchServe could not serve a request (attempt %d): %s; retrying in %.2f s",
+                "TorchServe could not serve a request (attempt %d, %s): %s; retrying in %.2f s",
                 attempt,
+                failure.failure.value,
                 failure.message,
                 delay,
             )
@@ -119,15 +170,16 @@ class TorchServeClient:
         return prediction.json()
 
     async def _attempt(self, content: bytes, headers: dict[str, str], deadline: float) -> Prediction:
-        """One try: a Prediction; raises Unavailable when another try may succeed, another GatewayError when not.
+        """One try: a Prediction; raises Retryable when another try may succeed, GatewayError when not.
 
         Waiting for one of the ``upstream_concurrency`` slots counts against the retry deadline, so a stalled
         TorchServe cannot make requests queue in the gateway for ever."""
         timeout = self.settings.upstream_timeout_s
         if not await self._acquire_slot(deadline):
-            raise Unavailable(
+            raise Retryable(
+                Failure.NOT_SERVED,
                 f"TorchServe is busy: the gateway's {self.settings.upstream_concurrency} "
-                f"requests in flight to it did not finish before the retry deadline"
+                f"requests in flight to it did not finish before the retry deadline",
             )
         try:
             # Enforced here as well as by httpx2, so it holds whatever the transport does.
@@ -135,12 +187,12 @@ class TorchServeClient:
                 response = await self._client.post(self._predict_url, content=content, headers=headers)
         except TimeoutError:
             raise GatewayError(504, f"TorchServe did not answer within {timeout:g} s") from None
-        except httpx2.TimeoutException as err:
-            if isinstance(err, httpx2.ConnectTimeout):
-                raise Unavailable("TorchServe is unreachable (connect timeout)") from None
+        except NOT_SERVED_ERRORS as err:
+            raise Retryable(Failure.NOT_SERVED, f"TorchServe is unreachable ({type(err).__name__})") from None
+        except httpx2.TimeoutException:
             raise GatewayError(504, f"TorchServe did not answer within {timeout:g} s") from None
-        except RETRY_ERRORS as err:
-            raise Unavailable(f"TorchServe is unreachable ({type(err).__name__})") from None
+        except LOST_ERRORS as err:
+            raise Retryable(Failure.LOST, f"the connection to TorchServe was lost ({type(err).__name__})") from None
         except httpx2.HTTPError as err:
             raise GatewayError(502, f"request to TorchServe failed ({type(err).__name__})") from None
         finally:
@@ -150,8 +202,9 @@ class TorchServeClient:
             passed = {name: response.headers[name] for name in PASSTHROUGH_HEADERS if name in response.headers}
             return Prediction(response.content, passed)
         type_name, message = upstream_error(response)
-        if status in RETRY_STATUSES:
-            raise Unavailable(f"TorchServe answered {status}: {message}")
+        failure = classify(status, type_name, message)
+        if failure is not None:
+            raise Retryable(failure, f"TorchServe answered {status}: {message}")
         if 400 <= status < 500:
             raise GatewayError(status, message, type_name)
         raise GatewayError(502, f"TorchServe answered {status}: {message}")

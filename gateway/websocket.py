@@ -7,13 +7,16 @@ request, so the messages of all connections meet in TorchServe's dynamic batches
 backpressure. Replies come in completion order, each carrying its message's ``id`` (the message's sequence number
 on the connection, from 1, when it has none). A problem with one message is an error reply ``{"id", "error":
 {"code", "type", "message"}}`` and the connection stays open. Close codes: 1008 failed authentication or a foreign
-Origin; 1009 a message over ``max_message_bytes``; from uvicorn, 1011 keepalive timeout and 1012 shutdown (the
-replies in flight are lost: clients resend).
+Origin; 1009 a message over ``max_message_bytes``; 1011 an internal error of the gateway; from uvicorn, 1011
+keepalive timeout and 1012 shutdown (the replies in flight are lost: clients resend). A JSON message is parsed
+within the handler's bounds (``nerserve.json_limits``: size, nesting depth), so a hostile one is an error reply
+like any other bad message.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Coroutine, Mapping
@@ -22,8 +25,15 @@ from urllib.parse import urlsplit
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateway.auth import APP_SUBPROTOCOL
-from gateway.errors import CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, GatewayError, bad_request
+from gateway.auth import APP_SUBPROTOCOL, MISSING_KEY_WEBSOCKET
+from gateway.errors import (
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_MESSAGE_TOO_BIG,
+    CLOSE_POLICY_VIOLATION,
+    GatewayError,
+    bad_request,
+    internal_error,
+)
 from gateway.net import is_loopback
 from gateway.schemas import MAX_ID_CHARS, NerMessage, PredictBody, ensure_text_fits, parse_json, validate_predict_body
 from gateway.services import Services
@@ -41,7 +51,9 @@ class MessageError(GatewayError):
         self.message_id = message_id
 
 
-def parse_message(text: str, sequence: int, max_text_chars: int) -> tuple[MessageId, PredictBody]:
+def parse_message(
+    text: str, sequence: int, max_text_chars: int, max_message_bytes: int
+) -> tuple[MessageId, PredictBody]:
     """(reply id, request) of one text frame; raises MessageError."""
     if not text.lstrip().startswith("{"):
         try:
@@ -50,7 +62,7 @@ def parse_message(text: str, sequence: int, max_text_chars: int) -> tuple[Messag
             raise MessageError(err, sequence) from None
         return sequence, PredictBody(text=text)
     try:
-        body = parse_json(text)
+        body = parse_json(text, max_message_bytes)
     except GatewayError as err:
         raise MessageError(err, None) from None
     message_id = body.get("id", sequence) if isinstance(body, dict) else None
@@ -116,9 +128,19 @@ class EntitySocket:
                 self.messages += 1
                 try:
                     text = self._text_of(frame)
-                    parsed = None if text is None else parse_message(text, self.messages, self.settings.max_text_chars)
+                    parsed = (
+                        None
+                        if text is None
+                        else parse_message(
+                            text, self.messages, self.settings.max_text_chars, self.settings.max_message_bytes
+                        )
+                    )
                 except MessageError as err:
                     await self._reply({"id": err.message_id, "error": err.to_body()})
+                    continue
+                except Exception as err:  # a bug with one message must not cost the client its other replies
+                    logger.exception("message %d could not be read key=%s", self.messages, self.key_id)
+                    await self._reply({"id": None, "error": internal_error(err).to_body()})
                     continue
                 if parsed is None:
                     close_code = CLOSE_MESSAGE_TOO_BIG
@@ -137,6 +159,12 @@ class EntitySocket:
                 self._start(self._answer(message_id, request), slots)
         except WebSocketDisconnect as disconnect:
             close_code = disconnect.code
+        except Exception:
+            # Without this the ASGI server would drop the TCP connection: the client would see 1006 and no reason.
+            logger.exception("websocket failed key=%s", self.key_id)
+            close_code = CLOSE_INTERNAL_ERROR
+            with contextlib.suppress(Exception):  # the socket may already be unusable; nothing more to tell then
+                await self.websocket.close(CLOSE_INTERNAL_ERROR, "internal error of the gateway")
         finally:
             # Nobody is left to read the replies: stop the upstream work.
             await self._cancel_all()
@@ -232,10 +260,7 @@ class EntitySocket:
             reply = {"id": message_id, "error": err.to_body()}
         except Exception as err:
             logger.exception("message failed key=%s", self.key_id)
-            reply = {
-                "id": message_id,
-                "error": GatewayError(500, f"internal error ({err.__class__.__name__})").to_body(),
-            }
+            reply = {"id": message_id, "error": internal_error(err).to_body()}
         await self._reply(reply)
 
     async def _reply(self, reply: dict[str, Any]) -> None:
@@ -260,7 +285,9 @@ async def serve_entities(websocket: WebSocket, services: Services) -> None:
     try:
         if not origin_allowed(websocket.headers, services.settings.cors_origins, services.auth.enabled):
             raise GatewayError(403, "origin not allowed")
-        key_id = services.auth.authenticate(websocket.headers, websocket.query_params, offered)
+        key_id = services.auth.authenticate(
+            websocket.headers, websocket.query_params, offered, missing=MISSING_KEY_WEBSOCKET
+        )
     except GatewayError as err:
         await websocket.accept(subprotocol=subprotocol)
         await websocket.close(CLOSE_POLICY_VIOLATION, err.message[:120])

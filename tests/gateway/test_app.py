@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import re
 
 import pytest
+from starlette.testclient import TestClient
 
+import gateway.app
 from gateway.app import PAGE
 from nerserve.protocol import OTHER_SEGMENT, RESPONSE_HEADERS, Aggregation, OutputFormat
-from tests.support.fake_torchserve import fake_entities
+from tests.support.fake_torchserve import NO_WORKER, PREDICTION_FAILED, fake_entities
 from tests.support.gateway_harness import AUTH, TOKEN
 
 
@@ -44,11 +47,73 @@ def test_rest_upstream_4xx_passes_through_without_retry(client, fake):
 
 
 def test_rest_unavailable_after_the_deadline_is_503_with_retry_after(make_client, fake):
-    fake.script = lambda text, attempt: (507, None)
+    fake.script = lambda text, attempt: NO_WORKER
     client = make_client(retry_deadline_s=0.1)
     response = client.post("/v1/entities", json={"text": "x"}, headers=AUTH)
     assert response.status_code == 503 and response.headers["retry-after"] == "1"
     assert response.json()["type"] == "ServiceUnavailable"
+
+
+DEEP_ARRAYS = "[" * 1000 + "]" * 1000
+DEEP_OBJECTS = '{"a":' * 1000 + "1" + "}" * 1000
+
+
+@pytest.mark.parametrize("body", [DEEP_ARRAYS, DEEP_OBJECTS], ids=["arrays", "objects"])
+@pytest.mark.parametrize("content_type", ["application/json", "Application/JSON; charset=utf-8"])
+def test_rest_deeply_nested_json_is_a_400_and_never_reaches_torchserve(client, fake, body, content_type):
+    """Issue 11: such a body failed its whole TorchServe batch (503), and the gateway retried it 24 times."""
+    response = client.post("/v1/entities", content=body.encode(), headers={**AUTH, "Content-Type": content_type})
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": 400,
+        "type": "BadRequest",
+        "message": 'the JSON body is nested more than 64 levels deep; expected {"text": "..."}',
+    }
+    assert fake.calls == []
+
+
+def test_rest_invalid_json_is_refused_before_torchserve_and_text_with_brackets_is_not_json(client, fake):
+    response = client.post("/v1/entities", content=b'{"text": ', headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 400 and "not valid JSON" in response.json()["message"]
+    assert fake.calls == []
+    text = "Rome " + "[" * 200  # plain text is the handler's text, whatever it holds
+    response = client.post("/v1/entities", content=text.encode(), headers={**AUTH, "Content-Type": "text/plain"})
+    assert response.status_code == 200 and fake.bodies[-1] == (text.encode(), "text/plain")
+
+
+def test_a_large_json_body_is_checked_off_the_event_loop_and_forwarded_as_it_came(client, fake):
+    body = json.dumps({"text": "Hi Rome " + "x" * 200_000}).encode()
+    response = client.post("/v1/entities", content=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 200 and fake.bodies[-1] == (body, "application/json")
+
+
+def test_rest_a_batch_failed_by_the_handler_is_a_502_at_once(client, fake):
+    fake.script = lambda text, attempt: PREDICTION_FAILED
+    response = client.post("/v1/entities", json={"text": "x"}, headers=AUTH)
+    assert response.status_code == 502 and "retry-after" not in response.headers
+    assert response.json() == {
+        "code": 502,
+        "type": "BadGateway",
+        "message": "TorchServe answered 503: Prediction failed",
+    }
+    assert fake.attempts["x"] == 1
+
+
+def test_an_unexpected_error_is_a_json_500_not_plain_text(make_client, fake, monkeypatch):
+    client = make_client()
+
+    async def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(gateway.app, "parse_json_off_loop", broken)
+    with TestClient(client.app, raise_server_exceptions=False) as plain:
+        response = plain.post("/v1/entities", json={"text": "x"}, headers=AUTH)
+    assert response.status_code == 500
+    assert response.json() == {
+        "code": 500,
+        "type": "InternalServerError",
+        "message": "internal error of the gateway (ZeroDivisionError)",
+    }
 
 
 def test_rest_body_limit(make_client, fake):

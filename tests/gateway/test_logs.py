@@ -48,3 +48,24 @@ def test_log_config_redacts_every_handler_and_quiets_the_client_library():
     assert all("redact" in handler["filters"] for handler in config["handlers"].values())
     assert config["loggers"]["gateway"]["level"] == "DEBUG"
     assert config["loggers"]["httpx2"]["level"] == "WARNING"
+
+
+def test_redact_filter_hides_bearer_tokens_and_websocket_frames():
+    class Frame:  # the shape of websockets' Frame, which uvicorn's WebSocket library logs at debug level
+        class opcode:
+            name = "TEXT"
+
+        data = b"Private Words"
+
+    for message, args, expected in [
+        ("< %s: %s", ("authorization", f"Bearer {TOKEN}"), "< authorization: Bearer [redacted]"),
+        (
+            "< %s: %s",
+            ("sec-websocket-protocol", f"ner.v1, bearer.{TOKEN}"),
+            "< sec-websocket-protocol: ner.v1, bearer.[redacted]",
+        ),
+        ("< %s", (Frame(),), "< TEXT [13 bytes]"),
+    ]:
+        record = logging.LogRecord("uvicorn.error", logging.DEBUG, __file__, 1, message, args, None)
+        RedactFilter().filter(record)
+        assert record.getMessage() == expected

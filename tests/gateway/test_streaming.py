@@ -14,7 +14,7 @@ from gateway.errors import GatewayError
 from gateway.schemas import PredictBody
 from gateway.streaming import DONE, document_events, in_order, rebase
 from gateway.upstream import TorchServeClient
-from tests.support.fake_torchserve import fake_entities
+from tests.support.fake_torchserve import NO_WORKER, fake_entities
 from tests.support.gateway_harness import AUTH, TOKEN, make_settings, sse_events
 from tests.support.polling import wait_until
 
@@ -133,7 +133,7 @@ async def test_an_error_cancels_the_chunks_still_in_flight_before_done(fake):
 
 
 def test_deadline_exceeded_is_an_error_event(make_client, fake):
-    fake.script = lambda text, attempt: (507, None)
+    fake.script = lambda text, attempt: NO_WORKER
     client = make_client(retry_deadline_s=0.2)
     _, events = stream(client, {"text": "Hello"})
     assert events[0][0] == "error" and json.loads(events[0][1])["error"]["code"] == 503
@@ -155,6 +155,15 @@ def test_refused_before_the_stream_starts(make_client, body, headers, status, me
     response = client.post("/v1/stream", json=body, headers=headers)
     assert response.status_code == status and message in response.json()["message"]
     assert response.json()["code"] == status
+
+
+@pytest.mark.parametrize("body", ["[" * 1000 + "]" * 1000, '{"a":' * 1000 + "1" + "}" * 1000])
+def test_deeply_nested_json_is_a_json_400_before_the_stream_starts(client, fake, body):
+    """Issue 11: it was a plain-text 500 (a RecursionError)."""
+    response = client.post("/v1/stream", content=body, headers={**AUTH, "Content-Type": "application/json"})
+    assert response.status_code == 400 and response.headers["content-type"] == "application/json"
+    assert response.json()["message"].startswith("the JSON body is nested more than 64 levels deep")
+    assert fake.calls == []
 
 
 def test_get_without_token_is_401_and_without_text_400(client):

@@ -16,9 +16,10 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 import gateway.__main__
+import gateway.websocket
 from gateway.schemas import PredictBody
 from gateway.websocket import MessageError, origin_allowed, parse_message
-from tests.support.fake_torchserve import fake_entities, fake_segments
+from tests.support.fake_torchserve import NO_WORKER, WORKER_DIED_507, fake_entities, fake_segments
 from tests.support.gateway_harness import AUTH, SECRET, TOKEN
 from tests.support.polling import wait_until_async
 
@@ -166,9 +167,7 @@ def test_in_flight_messages_are_bounded_per_connection(make_client, fake):
 
 
 def test_retries_are_invisible_to_the_client(client, fake):
-    fake.script = lambda text, attempt: (
-        (507, {"code": 507, "type": "InternalServerException", "message": "Worker died."}) if attempt == 1 else None
-    )
+    fake.script = lambda text, attempt: WORKER_DIED_507 if attempt == 1 else None
     with connect(client) as ws:
         ws.send_text(json.dumps({"id": 1, "text": "Hello World"}))
         assert ws.receive_json() == {"id": 1, "entities": fake_entities("Hello World")}
@@ -176,7 +175,7 @@ def test_retries_are_invisible_to_the_client(client, fake):
 
 
 def test_deadline_exceeded_is_an_error_reply(make_client, fake):
-    fake.script = lambda text, attempt: (503, None) if text == "down" else None
+    fake.script = lambda text, attempt: NO_WORKER if text == "down" else None
     client = make_client(retry_deadline_s=0.2)
     with connect(client) as ws:
         ws.send_text(json.dumps({"id": 1, "text": "down"}))
@@ -186,13 +185,85 @@ def test_deadline_exceeded_is_an_error_reply(make_client, fake):
         assert ws.receive_json() == {"id": 2, "entities": []}
 
 
+@pytest.mark.parametrize(
+    "message",
+    ['{"a":' * 1000 + "1" + "}" * 1000, '{"id": 1, "text": ' + "[" * 1000 + "]" * 1000 + "}"],
+    ids=["objects", "arrays in a field"],
+)
+def test_a_deeply_nested_message_is_an_error_reply_and_the_connection_stays_open(client, fake, message):
+    """Issue 11: such a message dropped the connection without a close frame, losing the replies in flight."""
+    fake.delays = {"Slow": 0.3}
+    with connect(client) as ws:
+        ws.send_text(json.dumps({"id": "in flight", "text": "Slow Reply"}))
+        ws.send_text(message)
+        replies = [ws.receive_json(), ws.receive_json()]
+        ws.send_text(json.dumps({"id": "after", "text": "Still Open"}))
+        replies.append(ws.receive_json())
+    assert replies == [
+        {
+            "id": None,
+            "error": {
+                "code": 400,
+                "type": "BadRequest",
+                "message": 'the JSON body is nested more than 64 levels deep; expected {"text": "..."}',
+            },
+        },
+        {"id": "in flight", "entities": fake_entities("Slow Reply")},
+        {"id": "after", "entities": fake_entities("Still Open")},
+    ]
+
+
+def test_a_bug_with_one_message_is_an_error_reply_and_the_connection_stays_open(client, monkeypatch):
+    real = gateway.websocket.parse_message
+
+    def parse(text, *args):
+        if text == "boom":
+            raise ZeroDivisionError("a bug")
+        return real(text, *args)
+
+    monkeypatch.setattr(gateway.websocket, "parse_message", parse)
+    with connect(client) as ws:
+        ws.send_text("boom")
+        assert ws.receive_json() == {
+            "id": None,
+            "error": {
+                "code": 500,
+                "type": "InternalServerError",
+                "message": "internal error of the gateway (ZeroDivisionError)",
+            },
+        }
+        ws.send_text("Still Open")
+        assert ws.receive_json() == {"id": 2, "entities": fake_entities("Still Open")}
+
+
+def test_a_bug_of_the_connection_closes_it_with_1011_and_a_reason(client, monkeypatch):
+    async def broken(self, slots):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(gateway.websocket.EntitySocket, "_acquire", broken)
+    with connect(client) as ws:
+        ws.send_text("Hello")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert (closed.value.code, closed.value.reason) == (1011, "internal error of the gateway")
+
+
+def test_a_missing_key_tells_a_browser_what_it_can_send(client):
+    code, reason = closed_with(client, headers={})
+    assert code == 1008
+    assert reason == (
+        "missing API key: offer the subprotocol bearer.<id>.<secret> (browsers) or send Authorization: Bearer "
+        "<id>.<secret>"
+    )
+
+
 def test_parse_message_ids():
-    assert parse_message("plain text", 4, 100) == (4, PredictBody(text="plain text"))
-    assert parse_message('  {"id": null, "text": "x"}', 4, 100)[0] is None
-    assert parse_message('{"id": "abc", "text": "x"}', 4, 100)[0] == "abc"
-    assert parse_message('{"text": "x"}', 4, 100)[0] == 4
+    assert parse_message("plain text", 4, 100, 1024) == (4, PredictBody(text="plain text"))
+    assert parse_message('  {"id": null, "text": "x"}', 4, 100, 1024)[0] is None
+    assert parse_message('{"id": "abc", "text": "x"}', 4, 100, 1024)[0] == "abc"
+    assert parse_message('{"text": "x"}', 4, 100, 1024)[0] == 4
     with pytest.raises(MessageError) as error:
-        parse_message(json.dumps({"id": "i" * 257, "text": "x"}), 4, 100)
+        parse_message(json.dumps({"id": "i" * 257, "text": "x"}), 4, 100, 1024)
     assert error.value.message_id is None and error.value.status == 400  # a too-long id is not echoed back
 
 

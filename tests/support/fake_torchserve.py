@@ -14,6 +14,29 @@ from nerserve.protocol import BATCH_SIZE_HEADER, OTHER_SEGMENT
 
 CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
 
+# TorchServe 0.12's own answers, as its frontend words them (ModelManager.addJob, WorkerThread, ts/service.py).
+NO_WORKER = (
+    503,
+    {
+        "code": 503,
+        "type": "ServiceUnavailableException",
+        "message": 'Model "ner_model" has no worker to serve inference request. Please use scale workers API to add '
+        "workers.",
+    },
+)
+NO_WORKER_OF_VERSION = (
+    503,
+    {
+        "code": 503,
+        "type": "ServiceUnavailableException",
+        "message": 'Model "ner_model" Version 2.0 has no worker to serve inference request. Please use scale workers '
+        "API to add workers.",
+    },
+)
+WORKER_DIED_507 = (507, {"code": 507, "type": "InternalServerException", "message": "Worker died."})
+WORKER_DIED_500 = (500, {"code": 500, "type": "InternalServerException", "message": "Worker died."})
+PREDICTION_FAILED = (503, {"code": 503, "type": "InternalServerException", "message": "Prediction failed"})
+
 
 def fake_entities(text: str) -> list[dict[str, Any]]:
     """The fake model: every capitalised word is a PER. Context-free, so chunking cannot change its answer."""

@@ -89,3 +89,22 @@ def test_a_wrong_key_is_reported_on_the_page(page, gateway):
     page.goto(f"{gateway.url}/?token=it.wrong-secret-0123456789")
     expect(page.locator("#status")).to_have_text("refused", timeout=20_000)
     assert "refused" in page.locator("#message").inner_text()
+
+
+def test_a_key_in_the_fragment_logs_in_and_never_reaches_the_server(page, gateway, gateway_token):
+    page.goto(f"{gateway.url}/#token={gateway_token}")
+    expect(page.locator("#status")).to_have_text("connected", timeout=20_000)
+    assert "token" not in page.url  # the fragment is cleared from the address bar too
+    assert gateway_token.split(".", 1)[1] not in gateway.log_text()
+
+
+def test_without_a_key_the_page_says_where_the_key_lives(page, gateway):
+    page.goto(f"{gateway.url}/")
+    expect(page.locator("#status")).to_have_text("refused", timeout=20_000)
+    message = page.locator("#message").inner_text()
+    assert "an API key is needed" in message and "Authorization" not in message
+    expect(page.locator("#key-help")).to_have_attribute("open", "")
+    assert ".cache/gateway/api_key" in page.locator("#key-help").inner_text()
+    # The refusal comes just after the socket opened, when the page also asked for /v1/labels: Chromium reports
+    # that 401 on the console. Nothing else may go wrong.
+    assert [p for p in page.problems if "status of 401" not in p] == []

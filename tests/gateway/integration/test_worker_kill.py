@@ -1,7 +1,8 @@
 """kill -9 of TorchServe's worker under continuous WebSocket traffic: no client sees a failure.
 
-TorchServe answers the requests the dead worker held with 507 and starts a new worker (~6 s here); the gateway
-retries 507/503 with backoff inside its deadline (30 s by default), so every message still gets its entities.
+TorchServe answers the requests the dead worker held with 507 (or 500 "Worker died.") and starts a new worker
+(~6 s here); the gateway sends each of them once more (NER_GATEWAY_RETRY_WORKER_LOST_MAX), and retries "no worker"
+503s with backoff inside its deadline (30 s by default), so every message still gets its entities.
 """
 
 from __future__ import annotations
