@@ -26,9 +26,9 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from model import BertTokenClassifier, quantize_int8_dynamic
 from nerserve.batch import PreparedBatch, build_responses, prepare_batch
-from nerserve.bodies import BatchBodies, Body, parse_body
+from nerserve.bodies import BatchBodies, Body, fail_requests, parse_body, piece_limit_errors
 from nerserve.protocol import BATCH_SIZE_HEADER, MODEL_VERSION_HEADER, OTHER_SEGMENT
-from nerserve.requests import NerRequest, RequestError
+from nerserve.requests import NerRequest, RequestError, internal_error
 from nerserve.settings import HandlerSettings, Quantization
 from nerserve.tokenization import WordPieces, check_vocabulary, encode_batch, load_tokenizer
 
@@ -116,7 +116,12 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
         responses = batch.bodies.responses(text_results, self.model_name, self.model_version)
         done = time.perf_counter()
         self._set_statuses_and_headers(context, batch)
-        self._record_metrics(context, batch, text_results, (prepared - started, inferred - prepared, done - inferred))
+        try:
+            self._record_metrics(
+                context, batch, text_results, (prepared - started, inferred - prepared, done - inferred)
+            )
+        except Exception:  # metrics must never cost the batch its answers
+            logger.exception("recording the batch's metrics failed")
         logger.debug(
             "batch of %d requests, %d texts: %d windows in %d passes; preprocess %.1f ms, inference %.1f ms, "
             "postprocess %.1f ms",
@@ -145,17 +150,29 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
                 parsed.append(parse_body(item, content_type, self.settings))
             except RequestError as error:
                 parsed.append(error)
+            except Exception as error:  # a bug of ours on this body: its own 500, the batch goes on
+                parsed.append(internal_error("Parsing", error))
         bodies = BatchBodies.of(parsed)
         slots = bodies.text_slots()
         requests = {index: slot for index, slot in slots.items() if isinstance(slot, NerRequest)}
         errors = {index: slot for index, slot in slots.items() if isinstance(slot, RequestError)}
         pieces, tokenizer_errors = self._tokenize(requests)
+        errors |= tokenizer_errors
+        # Word pieces bound the cost; characters do not. Over the limit: 413 before any window or forward pass.
+        text_errors, request_errors = piece_limit_errors(bodies, {i: len(p) for i, p in pieces.items()}, self.settings)
+        errors |= text_errors
+        pieces = {index: found for index, found in pieces.items() if index not in text_errors}
+        if request_errors:
+            bodies, moved = fail_requests(bodies, request_errors)
+            requests = {moved[i]: request for i, request in requests.items() if i in moved}
+            pieces = {moved[i]: found for i, found in pieces.items() if i in moved}
+            errors = {moved[i]: error for i, error in errors.items() if i in moved}
         tokenizer = self.tokenizer
         return prepare_batch(
             bodies.text_count,
             requests,
             pieces,
-            errors | tokenizer_errors,
+            errors,
             self.settings,
             tokenizer.cls_token_id,
             tokenizer.sep_token_id,

@@ -51,7 +51,7 @@ def sizing() -> dict[str, float]:
 
 
 def test_the_performance_doc_states_the_sizing_inputs():
-    assert set(sizing()) == {"cores", "seconds_per_longest_document", "timeout_margin"}
+    assert set(sizing()) == {"cores", "seconds_per_longest_document", "seconds_per_thousand_pieces", "timeout_margin"}
 
 
 def test_dynamic_batching_values_are_ones_torchserve_honours():
@@ -86,3 +86,16 @@ def test_response_timeout_covers_a_batch_of_the_longest_documents():
     worst_batch = version["batchSize"] * rule["seconds_per_longest_document"]
     assert version["responseTimeout"] >= worst_batch * rule["timeout_margin"]
     assert archived_config()["responseTimeout"] == version["responseTimeout"]
+
+
+def test_response_timeout_covers_a_batch_of_the_most_word_pieces_a_request_may_hold():
+    """Word pieces, not characters, bound a text's cost ("a," * 50_000 is 100,000 pieces in 100,000 characters): the
+    worst batch is batchSize requests of max_request_pieces each, and it must finish inside responseTimeout."""
+    version, rule, settings = served_version(), sizing(), handler_settings()
+    worst_batch = version["batchSize"] * settings.max_request_pieces / 1000 * rule["seconds_per_thousand_pieces"]
+    assert version["responseTimeout"] >= worst_batch * rule["timeout_margin"]
+    assert settings.max_text_pieces <= settings.max_request_pieces
+
+
+def test_the_handler_parses_json_bodies_up_to_torchserves_request_size():
+    assert handler_settings().max_request_bytes == int(properties()["max_request_size"])

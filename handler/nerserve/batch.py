@@ -18,7 +18,7 @@ import numpy as np
 from nerserve.bodies import BatchBodies, Body
 from nerserve.decoding import decode_entities, softmax, to_segments
 from nerserve.protocol import BodyKind, OutputFormat, error_body
-from nerserve.requests import NerRequest, RequestError
+from nerserve.requests import NerRequest, RequestError, internal_error
 from nerserve.settings import HandlerSettings
 from nerserve.tokenization import WordPieces
 from nerserve.windows import plan_windows, stitch_scores
@@ -87,12 +87,18 @@ def prepare_batch(
     if bodies.text_count != size:
         raise ValueError(f"the requests hold {bodies.text_count} texts, the batch {size}")
     body = settings.max_length - 2
+    errors = dict(errors)
     documents: list[Document] = []
     window_refs: list[WindowRef] = []
     lengths: list[int] = []  # per window of window_refs, with [CLS] and [SEP]
-    for doc_index, request_index in enumerate(sorted(pieces)):
+    for request_index in sorted(pieces):
         doc_pieces = pieces[request_index]
-        spans = plan_windows(len(doc_pieces), body, settings.window_overlap)
+        try:
+            spans = plan_windows(len(doc_pieces), body, settings.window_overlap)
+        except Exception as error:  # one text's failure is that text's 500, never its batch's
+            errors[request_index] = internal_error("Windowing", error)
+            continue
+        doc_index = len(documents)
         documents.append(Document(request_index, requests[request_index], doc_pieces, spans))
         window_refs.extend(WindowRef(doc_index, window_index) for window_index in range(len(spans)))
         lengths.extend(end - start + 2 for start, end in spans)
@@ -109,7 +115,7 @@ def prepare_batch(
             input_ids[row, 1 + end - start] = sep_id
             mask[row, : lengths[w]] = 1
         passes.append(ForwardPass([window_refs[w] for w in group], input_ids, mask, [lengths[w] for w in group]))
-    return PreparedBatch(size, dict(errors), documents, window_refs, passes, bodies)
+    return PreparedBatch(size, errors, documents, window_refs, passes, bodies)
 
 
 def plan_sub_batches(lengths: Sequence[int], tokens_per_forward: int) -> list[list[int]]:
@@ -152,22 +158,34 @@ def build_responses(
     batch: PreparedBatch, pass_logits: Sequence[np.ndarray], id2label: Mapping[int, str]
 ) -> list[dict[str, Any]]:
     """One JSON-ready result per text of the batch, in text order (a text's error as its ``error_body``);
-    ``batch.bodies.responses`` turns them into one response per request."""
-    bodies: dict[int, dict[str, Any]] = {
-        index: error_body(error.status, error.message) for index, error in batch.errors.items()
-    }
+    ``batch.bodies.responses`` turns them into one response per request.
+
+    A text whose decoding fails (a bug: no client input should) gets a 500 in its slot, also added to
+    ``batch.errors`` so its request's status says so; the other texts are answered."""
     num_labels = len(id2label)
+    results: dict[int, dict[str, Any]] = {}
     for doc, logits in zip(batch.documents, logits_by_document(batch, pass_logits), strict=True):
-        scores = (
-            stitch_scores(len(doc.pieces), doc.spans, [softmax(x) for x in logits])
-            if doc.spans
-            else np.zeros((0, num_labels), dtype=np.float32)
-        )
-        entities = decode_entities(
-            doc.request.text, doc.pieces.offsets, doc.pieces.is_subword, scores, id2label, doc.request.aggregation
-        )
-        if doc.request.output_format is OutputFormat.SEGMENTS:
-            bodies[doc.request_index] = {"segments": to_segments(doc.request.text, entities)}
+        try:
+            result = _decode_document(doc, logits, id2label, num_labels)
+        except Exception as error:
+            batch.errors[doc.request_index] = internal_error("Decoding", error)
         else:
-            bodies[doc.request_index] = {"entities": entities}
-    return [bodies[index] for index in range(batch.size)]
+            results[doc.request_index] = result
+    bodies = {index: error_body(error.status, error.message) for index, error in batch.errors.items()}
+    return [bodies[index] if index in bodies else results[index] for index in range(batch.size)]
+
+
+def _decode_document(
+    doc: Document, logits: Sequence[np.ndarray], id2label: Mapping[int, str], num_labels: int
+) -> dict[str, Any]:
+    scores = (
+        stitch_scores(len(doc.pieces), doc.spans, [softmax(x) for x in logits])
+        if doc.spans
+        else np.zeros((0, num_labels), dtype=np.float32)
+    )
+    entities = decode_entities(
+        doc.request.text, doc.pieces.offsets, doc.pieces.is_subword, scores, id2label, doc.request.aggregation
+    )
+    if doc.request.output_format is OutputFormat.SEGMENTS:
+        return {"segments": to_segments(doc.request.text, entities)}
+    return {"entities": entities}

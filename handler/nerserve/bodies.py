@@ -65,7 +65,7 @@ class Body:
 
 def parse_body(item: Mapping[str, Any] | None, content_type: str | None, settings: HandlerSettings) -> Body:
     """The request's texts; raises RequestError (400, 413) when the body as a whole cannot be served."""
-    payload = decoded_payload(item, content_type)
+    payload = decoded_payload(item, content_type, settings.max_request_bytes)
     if isinstance(payload, Mapping) and V1_INSTANCES in payload:
         return _v1_body(payload, settings)
     if isinstance(payload, Mapping) and V2_INPUTS in payload:
@@ -313,3 +313,62 @@ class BatchBodies:
                     response_body(body, text_results[first : first + len(body.texts)], model_name, model_version)
                 )
         return out
+
+
+# --- limits known only after tokenizing --------------------------------------------------------------------------
+
+
+def slot_name(kind: BodyKind, offset: int) -> str | None:
+    """How an error message names text ``offset`` of a request (None: a single-text request, the request itself)."""
+    if kind is BodyKind.KSERVE_V1:
+        return f"instances[{offset}]"
+    if kind is BodyKind.KSERVE_V2:
+        return f"inputs[0].data[{offset}]"
+    return None
+
+
+def piece_limit_errors(
+    bodies: BatchBodies, piece_counts: Mapping[int, int], settings: HandlerSettings
+) -> tuple[dict[int, RequestError], dict[int, RequestError]]:
+    """The texts over ``max_text_pieces`` (413 in their slot, by text index) and the requests whose other texts
+    hold more than ``max_request_pieces`` in all (413 for the request, by request index); ``piece_counts`` holds
+    the word pieces of every tokenized text by text index. Checked before any window is planned, so a text
+    within the character limits but degenerate ("a," * 50_000: one piece per character) costs only its
+    tokenization."""
+    text_errors: dict[int, RequestError] = {}
+    request_errors: dict[int, RequestError] = {}
+    for request_index, body in enumerate(bodies.bodies):
+        if isinstance(body, RequestError):
+            continue
+        total = 0
+        for offset in range(len(body.texts)):
+            index = bodies.first_text[request_index] + offset
+            if index not in piece_counts:
+                continue
+            count = piece_counts[index]
+            if count > settings.max_text_pieces:
+                message = f"the text has {count:,} word pieces, the limit is {settings.max_text_pieces:,}; split it"
+                where = slot_name(body.kind, offset)
+                text_errors[index] = RequestError(413, f"{where}: {message}" if where else message)
+            else:
+                total += count
+        if total > settings.max_request_pieces:
+            request_errors[request_index] = RequestError(
+                413,
+                f"the request's texts have {total:,} word pieces in all, the limit is "
+                f"{settings.max_request_pieces:,}; send them in several requests",
+            )
+    return text_errors, request_errors
+
+
+def fail_requests(bodies: BatchBodies, failed: Mapping[int, RequestError]) -> tuple[BatchBodies, dict[int, int]]:
+    """``bodies`` with the requests of ``failed`` (by request index) answered by their error as a whole, and the
+    new text index of every text of the other requests, by its old text index."""
+    kept = [failed.get(index, body) for index, body in enumerate(bodies.bodies)]
+    new = BatchBodies.of(kept)
+    moved: dict[int, int] = {}
+    for index, body in enumerate(kept):
+        if isinstance(body, Body):
+            for offset in range(len(body.texts)):
+                moved[bodies.first_text[index] + offset] = new.first_text[index] + offset
+    return new, moved

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
+import logging
+import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from nerserve.protocol import JSON_FIELDS, Aggregation, OutputFormat, json_type_name
+from nerserve.json_limits import DEFAULT_MAX_DEPTH, JsonBodyError, loads_bounded
+from nerserve.protocol import DEFAULT_MAX_REQUEST_BYTES, JSON_FIELDS, Aggregation, OutputFormat, json_type_name
 
 if TYPE_CHECKING:  # settings.py imports parse_option from here; at run time only the annotations name it
     from nerserve.settings import HandlerSettings
 
 Option = TypeVar("Option", bound=enum.Enum)
+
+logger = logging.getLogger(__name__)
 
 QUOTED_CHARS = 40
 
@@ -34,6 +38,19 @@ class RequestError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def internal_error(stage: str, error: BaseException) -> RequestError:
+    """A bug of ours met while ``stage`` one request or text: logged with its stack (frames only: the exception's
+    message, which may quote the client's text, is left out) and answered as that request's or text's own 500,
+    so the rest of its batch is served."""
+    logger.error(
+        "%s one text failed with %s; that text gets a 500, the rest of the batch is served. Stack:\n%s",
+        stage,
+        type(error).__name__,
+        "".join(traceback.format_tb(error.__traceback__)),
+    )
+    return RequestError(500, f"internal error while {stage.lower()} this text; the server logged it")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,14 +79,24 @@ def parse_option(kind: type[Option], value: Any, field: str) -> Option:
 
 def parse_request(item: Mapping[str, Any] | None, content_type: str | None, settings: HandlerSettings) -> NerRequest:
     """Validate one single-text request; raises RequestError (400 or 413) with a message the client can act on."""
-    return request_from_payload(decoded_payload(item, content_type), settings)
+    return request_from_payload(decoded_payload(item, content_type, settings.max_request_bytes), settings)
 
 
-def decoded_payload(item: Mapping[str, Any] | None, content_type: str | None) -> Any:
+def decoded_payload(
+    item: Mapping[str, Any] | None, content_type: str | None, max_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+) -> Any:
     """The request's body as TorchServe parsed it, with bytes decoded: a JSON value when the Content-Type says JSON
-    (TorchServe parses only the exact type "application/json"), else a str; RequestError when it cannot be read."""
+    (TorchServe parses only the exact type "application/json"), else a str; RequestError when it cannot be read.
+
+    Whatever the form, the JSON value returned nests at most ``DEFAULT_MAX_DEPTH`` arrays/objects deep, so no code
+    after this (repr, formatting, flattening) can recurse past Python's stack on client data: bytes are parsed
+    with ``loads_bounded`` (depth checked before the parser runs), and a value TorchServe already parsed (its
+    parser stops at ~1,000 levels, far deeper than any body here) is measured without recursion.
+    """
     payload = _payload(item)
     if not isinstance(payload, (bytes, bytearray)):
+        if nested_deeper_than(payload, DEFAULT_MAX_DEPTH):
+            raise RequestError(400, f"the JSON body is nested more than {DEFAULT_MAX_DEPTH} levels deep")
         return payload
     try:
         decoded = bytes(payload).decode("utf-8")
@@ -79,12 +106,23 @@ def decoded_payload(item: Mapping[str, Any] | None, content_type: str | None) ->
         # Anything else that says JSON ("Application/JSON", "application/json; charset=UTF-8", which KServe's
         # TorchServe wrapper sends) or JSON TorchServe could not parse arrives as bytes.
         try:
-            return json.loads(decoded)
-        except json.JSONDecodeError:
-            raise RequestError(400, 'the body is not valid JSON; expected {"text": "..."}') from None
-        except RecursionError:  # nesting deeper than Python's stack: not a body any protocol here sends
-            raise RequestError(400, "the body is JSON nested too deeply") from None
+            return loads_bounded(decoded, DEFAULT_MAX_DEPTH, max_bytes)
+        except JsonBodyError as err:
+            raise RequestError(err.status, err.message) from None
     return decoded
+
+
+def nested_deeper_than(value: Any, max_depth: int) -> bool:
+    """Whether a parsed JSON value holds arrays/objects more than ``max_depth`` levels deep; an explicit stack,
+    never recursion, and it stops at the first container past the limit."""
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, (Mapping, list)) else []
+    while stack:
+        current, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        children = current.values() if isinstance(current, Mapping) else current
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (Mapping, list)))
+    return False
 
 
 def request_from_payload(payload: Any, settings: HandlerSettings) -> NerRequest:

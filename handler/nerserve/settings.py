@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nerserve.protocol import (
+    DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_REQUEST_CHARS,
     DEFAULT_MAX_TEXT_CHARS,
     DEFAULT_MAX_TEXTS_PER_REQUEST,
@@ -15,6 +16,11 @@ from nerserve.protocol import (
     OutputFormat,
 )
 from nerserve.requests import parse_option
+
+# Word pieces, not characters, are what a text costs (windows, forward passes): "a," * 50_000 is 100,000 characters
+# and 100,000 pieces, an English document of 100,000 characters ~21,000. The sizing rule that sets this default
+# (batchSize texts of this many pieces finish well inside responseTimeout): docs/PERFORMANCE.md, "Sizing".
+DEFAULT_MAX_TEXT_PIECES = 24_576
 
 
 class Quantization(enum.StrEnum):
@@ -34,6 +40,12 @@ class HandlerSettings:
     max_request_chars: the most characters all texts of one request may hold together (more: 413 for the request).
         At least max_text_chars; it defaults to max_text_chars, so a batch of batchSize requests is never more
         work than batchSize longest texts, the worst case responseTimeout is sized for (docs/PERFORMANCE.md).
+    max_text_pieces: a text of more word pieces is refused with 413 after tokenizing (cheap) and before any window
+        or forward pass: characters do not bound the cost, word pieces do (docs/PERFORMANCE.md, "Sizing").
+    max_request_pieces: the most word pieces all texts of one request may hold together (more: 413 for the
+        request); at least max_text_pieces, and it defaults to it, as max_request_chars does.
+    max_request_bytes: a body that arrives as bytes and says JSON is parsed only up to this size (413 beyond);
+        keep it equal to config.properties' max_request_size, which TorchServe applies to every body.
     max_length: word pieces per window including [CLS]/[SEP]; capped by the model's position embeddings.
     window_overlap: word pieces shared by consecutive windows of a long text; each token is labelled by the
         window where it has the most context on both sides.
@@ -48,6 +60,9 @@ class HandlerSettings:
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
     max_texts_per_request: int = DEFAULT_MAX_TEXTS_PER_REQUEST
     max_request_chars: int = DEFAULT_MAX_REQUEST_CHARS
+    max_text_pieces: int = DEFAULT_MAX_TEXT_PIECES
+    max_request_pieces: int = DEFAULT_MAX_TEXT_PIECES
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     max_length: int = 512
     window_overlap: int = 128
     tokens_per_forward: int = 16_384
@@ -66,6 +81,15 @@ class HandlerSettings:
                 f"handler.max_request_chars ({self.max_request_chars}) must be >= handler.max_text_chars "
                 f"({self.max_text_chars}): a text accepted alone must be accepted in a request of several"
             )
+        if self.max_text_pieces < 1:
+            raise ValueError(f"handler.max_text_pieces must be >= 1, got {self.max_text_pieces}")
+        if self.max_request_pieces < self.max_text_pieces:
+            raise ValueError(
+                f"handler.max_request_pieces ({self.max_request_pieces}) must be >= handler.max_text_pieces "
+                f"({self.max_text_pieces}): a text accepted alone must be accepted in a request of several"
+            )
+        if self.max_request_bytes < 1024:
+            raise ValueError(f"handler.max_request_bytes must be >= 1024, got {self.max_request_bytes}")
         if self.max_length < 8:
             raise ValueError(f"handler.max_length must be >= 8, got {self.max_length}")
         if not 0 <= self.window_overlap <= (self.max_length - 2) // 2:
@@ -87,6 +111,8 @@ class HandlerSettings:
         values = dict(values or {})
         if "max_text_chars" in values and "max_request_chars" not in values:
             values["max_request_chars"] = values["max_text_chars"]  # its default follows max_text_chars
+        if "max_text_pieces" in values and "max_request_pieces" not in values:
+            values["max_request_pieces"] = values["max_text_pieces"]
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -103,6 +129,9 @@ class HandlerSettings:
             "max_text_chars",
             "max_texts_per_request",
             "max_request_chars",
+            "max_text_pieces",
+            "max_request_pieces",
+            "max_request_bytes",
             "max_length",
             "window_overlap",
             "tokens_per_forward",

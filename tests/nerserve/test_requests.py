@@ -104,3 +104,34 @@ def test_quoted_client_values_are_reprs_cut_to_the_limit():
     assert quote_client_value("a\nb") == "'a\\nb'"
     long = quote_client_value("x" * 1000)
     assert len(long) == QUOTED_CHARS and long.endswith("...") and long.startswith("'xxx")
+
+
+def nested(depth, make):
+    value = "x"
+    for _ in range(depth):
+        value = make(value)
+    return value
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"body": bytearray(b"[" * 1000 + b"]" * 1000)},
+        {"body": bytearray(b'{"a":' * 1000 + b"1" + b"}" * 1000)},
+        {"body": nested(1000, lambda v: [v])},
+        {"body": nested(1000, lambda v: {"a": v})},
+        {"body": {"text": "x", "format": nested(65, lambda v: [v])}},
+    ],
+    ids=["array-bytes", "object-bytes", "array-parsed", "object-parsed", "65-deep-option"],
+)
+def test_json_nested_too_deep_is_400_whatever_parsed_it(item):
+    error = error_of(item, "application/json; charset=utf-8")
+    assert (error.status, error.message) == (400, "the JSON body is nested more than 64 levels deep")
+
+
+def test_json_within_the_depth_limit_is_served_and_an_oversized_one_is_413():
+    assert parse_request({"body": {"text": "x", "format": None, "aggregation": None}}, None, SETTINGS).text == "x"
+    small = HandlerSettings(max_text_chars=20, max_request_bytes=1024)
+    with pytest.raises(RequestError) as caught:
+        parse_request({"body": bytearray(b'{"text": "' + b"x" * 2000 + b'"}')}, "application/json; v=1", small)
+    assert caught.value.status == 413 and "over the limit of 1024" in caught.value.message

@@ -60,3 +60,14 @@ def test_request_limits_default_to_one_longest_text_and_follow_max_text_chars():
         HandlerSettings.from_mapping({"max_texts_per_request": 0})
     with pytest.raises(ValueError, match="max_texts_per_request must be an integer"):
         HandlerSettings.from_mapping({"max_texts_per_request": 2.5})
+
+
+def test_word_piece_limits_validate_and_the_request_limit_follows_the_text_limit():
+    assert HandlerSettings.from_mapping({"max_text_pieces": 100}).max_request_pieces == 100
+    assert HandlerSettings().max_request_pieces == HandlerSettings().max_text_pieces
+    with pytest.raises(ValueError, match="max_request_pieces"):
+        HandlerSettings.from_mapping({"max_text_pieces": 100, "max_request_pieces": 99})
+    with pytest.raises(ValueError, match="max_text_pieces must be >= 1"):
+        HandlerSettings(max_text_pieces=0)
+    with pytest.raises(ValueError, match="max_request_bytes"):
+        HandlerSettings.from_mapping({"max_request_bytes": "1MB"})
