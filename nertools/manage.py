@@ -9,7 +9,13 @@ Works around TorchServe 0.12's version faults: a newly registered version is nev
 (run `set-default` after start), and a version still taking traffic should not be deleted: `unregister` refuses
 the default version and first waits until the version has served its queued requests.
 
-Environment: NER_MANAGEMENT_URL and NER_INFERENCE_URL set the defaults of --management and --inference.
+Served state across restarts (nertools.served_state): after every successful register, set-default, scale and
+unregister, the versions served and the default are recorded in --state-file, when that file exists and belongs to
+the TorchServe addressed (scripts/serve.sh creates it); `restore`, run by serve.sh once ner_model is READY, serves
+the recorded versions and default again.
+
+Environment: NER_MANAGEMENT_URL and NER_INFERENCE_URL set the defaults of --management and --inference;
+NER_SERVED_STATE (else NER_STATE_DIR, as for serve.sh) the default of --state-file.
 """
 
 from __future__ import annotations
@@ -26,7 +32,20 @@ from typing import Any
 
 import requests
 
-from nertools.ready import ready_workers
+from nertools.ready import ready_workers, wait_ready
+from nertools.served_state import (
+    ModelState,
+    StateError,
+    Step,
+    default_state_file,
+    differences,
+    missing_archives,
+    plan,
+    read_state,
+    summary,
+    version_from_description,
+    write_state,
+)
 from nertools.torchserve import DEFAULT_ADDRESSES, count_ready, error_fields
 
 MANAGEMENT_ENV = "NER_MANAGEMENT_URL"
@@ -117,6 +136,34 @@ def default_version(admin: TorchServeAdmin, name: str) -> str:
 def ready_worker_count(entry: dict[str, Any]) -> int:
     """READY workers of one version (one entry of a model description)."""
     return count_ready([entry])
+
+
+def live_state(admin: TorchServeAdmin) -> dict[str, ModelState]:
+    """Every registered model's versions (archive, batching, workers) and default, as TorchServe describes them."""
+    models: dict[str, ModelState] = {}
+    for model in admin.manage("GET", "/models").get("models", []):
+        name = str(model["modelName"])
+        versions = {str(e["modelVersion"]): version_from_description(e) for e in describe_model(admin, name)}
+        models[name] = ModelState(default=default_version(admin, name), versions=versions)
+    return models
+
+
+def record_state(admin: TorchServeAdmin, path: Path) -> str | None:
+    """Record what is served now in ``path``; a warning for the user when it was not recorded, else None.
+
+    Only an existing state file of this TorchServe is updated: without one nothing is restored at start-up
+    anyway, and a file naming another management address belongs to another server (a test instance on other
+    ports must not overwrite the operator's state)."""
+    try:
+        state = read_state(path)
+        if state is None:
+            return None
+        if state[0] != admin.management:
+            return f"not recorded in {path}: that state belongs to the TorchServe at {state[0]}"
+        write_state(path, admin.management, live_state(admin))
+    except (StateError, OSError, CliError) as err:
+        return f"served, but not recorded in {path} ({err}): a restart would not restore this change"
+    return None
 
 
 # --- commands ------------------------------------------------------------------------------------------------
@@ -281,6 +328,82 @@ def cmd_canary(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
     return {"texts": results, "agree": agree, "total": len(results)}, "\n".join(lines)
 
 
+def save_state(path: Path, admin: TorchServeAdmin, models: dict[str, ModelState]) -> None:
+    try:
+        write_state(path, admin.management, models)
+    except OSError as err:
+        raise CliError(f"cannot write the served state {path}: {err.strerror or err}") from None
+
+
+def run_step(admin: TorchServeAdmin, step: Step, timeout: float) -> None:
+    """One call of a restore; a registered version or a new default must have a READY worker before going on."""
+    spec = step.spec
+    path = f"/models/{step.model}/{step.version}"
+    if step.action == "register" and spec is not None:
+        admin.manage(
+            "POST",
+            "/models",
+            url=spec.archive,
+            model_name=step.model,
+            batch_size=spec.batch_size,
+            max_batch_delay=spec.max_batch_delay_ms,
+            initial_workers=spec.min_workers,
+            response_timeout=spec.response_timeout_s,
+            synchronous="true",
+        )
+        if spec.max_workers != spec.min_workers:
+            admin.manage("PUT", path, ok=(200, 202), min_worker=spec.min_workers, max_worker=spec.max_workers)
+        ready = spec.min_workers < 1 or wait_ready(
+            admin.management, step.model, timeout, step.version, admin.management_key
+        )
+        if not ready:
+            raise CliError(f"{step.model} {step.version} has no READY worker after {timeout:g} s")
+    elif step.action == "scale" and spec is not None:
+        admin.manage(
+            "PUT", path, ok=(200, 202), min_worker=spec.min_workers, max_worker=spec.max_workers, synchronous="true"
+        )
+    elif step.action == "set-default":
+        admin.manage("PUT", f"{path}/set-default")
+    elif step.action == "unregister":
+        admin.manage("DELETE", path)
+
+
+def cmd_restore(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
+    path: Path = args.state_file
+    try:
+        state = read_state(path)
+    except StateError as err:
+        raise CliError(f"{err}; fix or delete it, or start with scripts/serve.sh --fresh") from None
+    live = live_state(admin)
+    if state is None:
+        save_state(path, admin, live)
+        lines = [f"served state: none recorded yet; recording changes in {path}", *summary(live)]
+        return {"restored": [], "state": str(path)}, "\n".join(lines)
+    recorded = state[1]
+    missing = missing_archives(recorded, args.store) if args.store else []
+    if missing:
+        raise CliError(
+            f"the served state in {path} lists archives that are gone ({'; '.join(missing)}); put them back, "
+            "or start with scripts/serve.sh --fresh"
+        )
+    steps = plan(recorded, live)
+    for done, step in enumerate(steps):
+        try:
+            run_step(admin, step, args.timeout)
+        except CliError as err:
+            finished = "; ".join(s.describe() for s in steps[:done]) or "nothing"
+            raise CliError(f"restoring {path}: {step.describe()} failed: {err} (done before: {finished})") from None
+    notes = differences(recorded, live)
+    served = live_state(admin)
+    save_state(path, admin, served)
+    lines = [f"served state restored from {path}" + ("" if steps else " (already as recorded)")]
+    lines += [f"  {step.describe()}" for step in steps]
+    lines += [f"  note: {note}" for note in notes]
+    lines += [f"  now: {line}" for line in summary(served)]
+    result = {"restored": [step.describe() for step in steps], "notes": notes, "state": str(path)}
+    return result, "\n".join(lines)
+
+
 COMMANDS: dict[str, Callable[[TorchServeAdmin, argparse.Namespace], Result]] = {
     "list": cmd_list,
     "describe": cmd_describe,
@@ -290,7 +413,10 @@ COMMANDS: dict[str, Callable[[TorchServeAdmin, argparse.Namespace], Result]] = {
     "unregister": cmd_unregister,
     "ready": cmd_ready,
     "canary": cmd_canary,
+    "restore": cmd_restore,
 }
+# The commands that change what is served: recorded in the state file once they succeed.
+CHANGES = frozenset({"register", "set-default", "scale", "unregister"})
 
 
 # --- command line --------------------------------------------------------------------------------------------
@@ -323,6 +449,12 @@ def global_options(defaults: dict[str, Any] | None) -> argparse.ArgumentParser:
         default=default("key_file"),
         help=f"TorchServe's key file, used when present (token authorization){shown('key_file')}",
     )
+    options.add_argument(
+        "--state-file",
+        type=Path,
+        default=default("state_file"),
+        help=f"served state kept across restarts, updated when it belongs to this TorchServe{shown('state_file')}",
+    )
     options.add_argument("--json", action="store_true", default=default("json"), help="print JSON instead of text")
     return options
 
@@ -333,6 +465,7 @@ def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentPars
         "management": environ.get(MANAGEMENT_ENV) or DEFAULT_ADDRESSES["management_address"],
         "inference": environ.get(INFERENCE_ENV) or DEFAULT_ADDRESSES["inference_address"],
         "key_file": Path("key_file.json"),
+        "state_file": default_state_file(environ),
         "json": False,
     }
     parser = argparse.ArgumentParser(
@@ -395,6 +528,9 @@ def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentPars
     p.add_argument("version")
     p.add_argument("--text", action="append", help="a text to compare (repeatable)")
     p.add_argument("--file", help="a file with one text per line")
+    p = command("restore", "serve the versions and default recorded in --state-file again (serve.sh runs it)")
+    p.add_argument("--store", type=Path, default=None, help="model store: recorded archives must be there")
+    p.add_argument("--timeout", type=float, default=300, help="seconds a version may take to be READY [%(default)s]")
     return parser
 
 
@@ -407,6 +543,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps({"error": str(err)}) if args.json else f"error: {err}", file=sys.stderr)
         return 2
     print(json.dumps(result, indent=2) if args.json else text)
+    if args.command in CHANGES:
+        warning = record_state(admin, args.state_file)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     if args.command == "ready" and not result["ready"]:
         return 1
     if args.command == "canary" and result["agree"] != result["total"]:

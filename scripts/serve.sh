@@ -4,7 +4,7 @@ set -euo pipefail
 
 usage() {
   cat <<'USAGE'
-Usage: scripts/serve.sh [--model PATH_OR_HUB_ID] [--quantization none|int8_dynamic] [--help]
+Usage: scripts/serve.sh [--model PATH_OR_HUB_ID] [--quantization none|int8_dynamic] [--fresh] [--help]
 
   (no option)     serve model_related_data/ as ner_model; builds the demo model there first if it is empty
   --model X       serve X instead: a checkpoint directory (Hugging Face save_pretrained layout, or the classic
@@ -12,27 +12,35 @@ Usage: scripts/serve.sh [--model PATH_OR_HUB_ID] [--quantization none|int8_dynam
                   dslim/bert-base-NER (downloaded once into .cache/models/; needs network access)
   --quantization Q  int8_dynamic: int8 Linear layers on CPU, ~1.5x faster, F1 -0.003 on the demo model
                   (docs/PERFORMANCE.md); default: the archive config's (none)
+  --fresh         forget the served state (versions registered and default set with scripts/manage.py) and
+                  serve this model as version 1.0 alone
 
 Creates .venv/ with pinned packages if needed, writes model_store/ner_model.mar, starts TorchServe in the
 background with config.properties (inference :8080, management :8081, metrics :8082, all on 127.0.0.1) and
-returns once ner_model has a READY worker. Stop everything with scripts/stop.sh.
+returns once ner_model has a READY worker. Then it serves again what scripts/manage.py recorded in the served
+state (.cache/served_state.json): the versions registered, their workers and batching, the default version; the
+versions the state does not list (e.g. 1.0 after an upgrade) are unregistered once the default has moved.
+Stop everything with scripts/stop.sh.
 Environment (defaults in brackets; tests use them to run a second instance on other ports):
   READY_TIMEOUT    seconds to wait for a READY worker [300]
   NER_TS_CONFIG    TorchServe config file [config.properties]
   NER_MODEL_STORE  where the .mar is written and served from [model_store]
   NER_STATE_DIR    TorchServe's TMPDIR: pid file, sockets, unpacked models [.cache/torchserve]
+  NER_SERVED_STATE the served state kept across restarts [served_state.json beside NER_STATE_DIR]
   LOG_LOCATION     TorchServe's logs [logs]
   NER_GATEWAY      0 to leave the real-time gateway out [1]; NER_GATEWAY_PORT etc. in docs/GATEWAY.md
 USAGE
 }
 
 MODEL=""
+FRESH=0
 ARCHIVE_ARGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --model) [[ $# -ge 2 ]] || { echo "error: --model needs a value" >&2; exit 2; }; MODEL="$2"; shift 2 ;;
     --model=*) MODEL="${1#--model=}"; shift ;;
+    --fresh) FRESH=1; shift ;;
     --quantization) [[ $# -ge 2 ]] || { echo "error: --quantization needs a value" >&2; exit 2; }
       ARCHIVE_ARGS+=(--quantization "$2"); shift 2 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -53,6 +61,8 @@ export METRICS_LOCATION="$LOG_LOCATION"
 # The frontend puts worker sockets in java.io.tmpdir (/tmp by default), not TMPDIR: keep them per instance too.
 export JAVA_TOOL_OPTIONS="${JAVA_TOOL_OPTIONS:-} -Djava.io.tmpdir=$TMPDIR"
 mkdir -p "$TMPDIR" "$LOG_LOCATION" "$MODEL_STORE"
+# What scripts/manage.py recorded (nertools/served_state.py); the same default as manage.py's --state-file.
+SERVED_STATE="${NER_SERVED_STATE:-$(dirname "$TMPDIR")/served_state.json}"
 
 if [[ -n "$MODEL" ]]; then
   MODEL_DIR="$("$PY" "$ROOT/scripts/prepare_model.py" "$MODEL")"
@@ -64,6 +74,16 @@ fi
 # ${a[@]+"${a[@]}"}: an empty array under set -u works on bash < 4.4 too (macOS /bin/bash).
 "$PY" "$ROOT/scripts/archive.py" --model-dir "$MODEL_DIR" --version 1.0 --export-path "$MODEL_STORE" \
   ${ARCHIVE_ARGS[@]+"${ARCHIVE_ARGS[@]}"}
+
+if [[ "$FRESH" == "1" ]]; then
+  if [[ -f "$SERVED_STATE" ]]; then
+    rm -f "$SERVED_STATE"
+    echo "--fresh: forgot the served state in $SERVED_STATE"
+  fi
+else
+  # A recorded archive that is gone stops here, before anything is started, with what to do about it.
+  "$PY" -m nertools.served_state check --state "$SERVED_STATE" --store "$MODEL_STORE" >/dev/null
+fi
 
 if [[ -f "$TMPDIR/.model_server.pid" ]] && kill -0 "$(cat "$TMPDIR/.model_server.pid")" 2>/dev/null; then
   echo "TorchServe is already running; restarting it with the new archive"
@@ -88,6 +108,16 @@ if ! "$PY" "$ROOT/scripts/ready.py" --config "$TS_CONFIG" --model ner_model --ti
   exit 1
 fi
 
+# TorchServe started only load_models (1.0, the default): serve the recorded versions and default again before
+# the gateway and the clients come. manage.py takes key_file.json from here, where TorchServe writes it.
+if ! "$PY" "$ROOT/scripts/manage.py" --management "$(address management_address)" \
+    --inference "$(address inference_address)" --state-file "$SERVED_STATE" \
+    restore --store "$MODEL_STORE" --timeout "${READY_TIMEOUT:-300}"; then
+  echo "error: TorchServe runs, but the served state in $SERVED_STATE was not restored (the message above says" \
+    "why); fix that and run scripts/serve.sh again, or scripts/serve.sh --fresh to serve this model alone" >&2
+  exit 1
+fi
+
 # The real-time gateway (WebSocket, SSE, demo page; docs/GATEWAY.md) in front of this TorchServe: it follows the
 # addresses in $TS_CONFIG and takes the demo page's labels from $MODEL_DIR. NER_GATEWAY=0 leaves it out.
 if [[ "${NER_GATEWAY:-1}" != "0" ]]; then
@@ -109,8 +139,12 @@ Try:
 Stop with ./scripts/stop.sh
 MSG
 if [[ "${NER_GATEWAY:-1}" != "0" ]]; then
-  cat <<MSG
-Real-time gateway: http://127.0.0.1:${NER_GATEWAY_PORT:-8000}/ (demo page), ws://127.0.0.1:${NER_GATEWAY_PORT:-8000}/ws/entities
-  API key: \$(cat $GATEWAY_STATE/api_key)   (docs/GATEWAY.md)
-MSG
+  GATEWAY_URL="$(cat "$GATEWAY_STATE/url" 2>/dev/null || echo "http://127.0.0.1:${NER_GATEWAY_PORT:-8000}")"
+  echo "Real-time gateway: ws${GATEWAY_URL#http}/ws/entities (docs/GATEWAY.md)"
+  # Where the key is, never the key: this output ends up in terminals' scrollback and CI logs.
+  if [[ -f "$GATEWAY_STATE/api_key" ]]; then
+    echo "Demo page   $GATEWAY_URL/  (paste the key from ${GATEWAY_STATE#"$ROOT"/}/api_key)"
+  else
+    echo "Demo page   $GATEWAY_URL/"
+  fi
 fi

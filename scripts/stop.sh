@@ -4,7 +4,8 @@ set -euo pipefail
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   echo "Usage: scripts/stop.sh [--help]"
   echo "Stops the real-time gateway and the TorchServe started by scripts/serve.sh, and waits until they are gone"
-  echo "(TorchServe's state lives in \$NER_STATE_DIR, default .cache/torchserve/)."
+  echo "(TorchServe's state lives in \$NER_STATE_DIR, default .cache/torchserve/). The served state (versions and"
+  echo "default recorded by scripts/manage.py, .cache/served_state.json) is kept: scripts/serve.sh serves it again."
   exit 0
 fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,4 +20,8 @@ if [[ -f "$PID_FILE" ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
   echo "TorchServe stopped"
 else
   echo "TorchServe is not running"
+fi
+SERVED_STATE="${NER_SERVED_STATE:-$(dirname "$TMPDIR")/served_state.json}"
+if [[ -f "$SERVED_STATE" ]]; then
+  echo "served state kept in $SERVED_STATE: scripts/serve.sh serves it again (--fresh forgets it)"
 fi

@@ -11,10 +11,12 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import requests
 
+from tests.integration.test_scripts import instance_env
 from tests.support.paths import ROOT
 from tests.support.polling import wait_until
 from tests.support.tiny_models import build_hf_checkpoint
@@ -171,3 +173,92 @@ def test_cli_errors_are_clear(versioned_server):
     assert unreachable.returncode == 2 and json.loads(unreachable.stderr)["error"].startswith("cannot reach")
     not_ready = manage(server, "ready", "no_such_model", check=False)
     assert not_ready.returncode == 1
+
+
+def run_script(name, env, *args, timeout=600):
+    """scripts/NAME as an operator runs it, with ``env`` (one instance's ports and state dirs)."""
+    return subprocess.run(
+        [str(ROOT / "scripts" / name), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def served_versions(management):
+    return {
+        entry["modelVersion"]: entry for entry in requests.get(f"{management}/models/ner_model/all", timeout=30).json()
+    }
+
+
+def test_the_upgraded_version_survives_a_restart(tmp_path, classic_checkpoint, java_available):
+    """The README's walk-through (2.0 registered, made default, 1.0 removed), then stop.sh && serve.sh: 2.0 again."""
+    env, ports, _ = instance_env(tmp_path)
+    env["NER_STATE_DIR"] = str(tmp_path / "state")  # manage.py finds the served state beside it, as serve.sh does
+    state_file = tmp_path / "served_state.json"
+    management, inference = f"http://127.0.0.1:{ports['management']}", f"http://127.0.0.1:{ports['inference']}"
+    store = Path(env["NER_MODEL_STORE"])
+    build_archive(build_hf_checkpoint(tmp_path / "v2", seed=1), store, version="2.0", versioned=True)
+
+    def manage_here(*args):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "manage.py"), "--management", management, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
+        assert "warning" not in result.stderr, result.stderr
+        return result
+
+    try:
+        first = run_script("serve.sh", env, "--model", str(classic_checkpoint))
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        assert "served state: none recorded yet" in first.stdout and state_file.is_file()
+        # The login hint says where the key is; the key itself is never printed.
+        key = (tmp_path / "gateway" / "api_key").read_text().strip()
+        assert f"/  (paste the key from {tmp_path / 'gateway' / 'api_key'})" in first.stdout
+        assert key and key not in first.stdout + first.stderr
+
+        manage_here(
+            "register",
+            str(store / "ner_model_v2.0.mar"),
+            "--version",
+            "2.0",
+            "--workers",
+            "1",
+            "--batch-size",
+            "4",
+            "--max-batch-delay",
+            "5",
+        )
+        manage_here("set-default", "ner_model", "2.0")
+        manage_here("unregister", "ner_model", "1.0", "--drain-seconds", "0")
+        recorded = json.loads(state_file.read_text())["models"]["ner_model"]
+        assert recorded["default"] == "2.0" and list(recorded["versions"]) == ["2.0"]
+
+        stopped = run_script("stop.sh", env, timeout=120)
+        assert "TorchServe stopped" in stopped.stdout
+        second = run_script("serve.sh", env, "--model", str(classic_checkpoint))
+        assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+        assert "served state restored" in second.stdout
+        assert "register ner_model 2.0" in second.stdout and "unregister ner_model 1.0" in second.stdout
+        response = requests.post(f"{inference}/predictions/ner_model", json={"text": TEXTS[0]}, timeout=60)
+        assert response.status_code == 200 and response.headers["X-NER-Model-Version"] == "2.0"
+        versions = served_versions(management)
+        assert list(versions) == ["2.0"]
+        assert (versions["2.0"]["batchSize"], versions["2.0"]["maxBatchDelay"]) == (4, 5)
+        gone = requests.post(f"{inference}/predictions/ner_model/1.0", json={"text": TEXTS[0]}, timeout=60)
+        assert gone.status_code == 404
+
+        # A recorded archive that is gone: a clear refusal before anything starts, and --fresh as the way out.
+        run_script("stop.sh", env, timeout=120)
+        (store / "ner_model_v2.0.mar").unlink()
+        refused = run_script("serve.sh", env, "--model", str(classic_checkpoint))
+        assert refused.returncode != 0 and "starting TorchServe" not in refused.stdout
+        assert "ner_model 2.0: ner_model_v2.0.mar is not in" in refused.stderr and "--fresh" in refused.stderr
+        fresh = run_script("serve.sh", env, "--model", str(classic_checkpoint), "--fresh")
+        assert fresh.returncode == 0, fresh.stdout[-3000:] + fresh.stderr[-3000:]
+        assert "--fresh: forgot the served state" in fresh.stdout
+        assert list(served_versions(management)) == ["1.0"]
+        assert json.loads(state_file.read_text())["models"]["ner_model"]["default"] == "1.0"
+    finally:
+        run_script("stop.sh", env, timeout=120)
