@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.test_scripts import instance_env
+from tests.support.instances import instance_env
 from tests.support.paths import ROOT
 from tests.support.polling import wait_until
 from tests.support.tiny_models import build_hf_checkpoint

@@ -157,5 +157,7 @@ def build_archive(
         command.append("--versioned")
     if config is not None:
         command += ["--config", str(config)]
-    subprocess.run(command, check=True, capture_output=True)
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssertionError(f"scripts/archive.py failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return export_path / (f"ner_model_v{version}.mar" if versioned else "ner_model.mar")
