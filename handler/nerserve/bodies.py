@@ -41,10 +41,10 @@ from nerserve.requests import (
     NerRequest,
     RequestError,
     decoded_payload,
-    parse_option,
     quote_client_value,
     request_from_fields,
     request_from_payload,
+    request_options,
     text_request,
 )
 
@@ -166,19 +166,9 @@ def _v2_options(parameters: Any, settings: HandlerSettings) -> tuple[Aggregation
         raise RequestError(400, f"'parameters' must be an object, got {json_type_name(parameters)}")
     _check_fields(parameters, V2_PARAMETERS, "'parameters'")
     try:
-        aggregation = (
-            parse_option(Aggregation, parameters["aggregation"], "aggregation")
-            if parameters.get("aggregation") is not None
-            else settings.default_aggregation
-        )
-        output_format = (
-            parse_option(OutputFormat, parameters["format"], "format")
-            if parameters.get("format") is not None
-            else settings.default_format
-        )
+        return request_options(parameters, settings)
     except ValueError as err:
         raise RequestError(400, f"parameters: {err}") from None
-    return aggregation, output_format
 
 
 def _check_requested_outputs(outputs: Any) -> None:

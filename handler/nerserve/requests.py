@@ -163,19 +163,21 @@ def request_from_fields(body: Mapping[str, Any], settings: HandlerSettings) -> N
     if not isinstance(text, str):
         raise RequestError(400, f"field 'text' must be a string, got {json_type_name(text)}")
     try:
-        aggregation = (
-            parse_option(Aggregation, body["aggregation"], "aggregation")
-            if body.get("aggregation") is not None
-            else settings.default_aggregation
-        )
-        output_format = (
-            parse_option(OutputFormat, body["format"], "format")
-            if body.get("format") is not None
-            else settings.default_format
-        )
+        aggregation, output_format = request_options(body, settings)
     except ValueError as err:
         raise RequestError(400, str(err)) from None
     return text_request(text, aggregation, output_format, settings)
+
+
+def request_options(values: Mapping[str, Any], settings: HandlerSettings) -> tuple[Aggregation, OutputFormat]:
+    """``aggregation`` and ``format`` of a request body (or v2 ``parameters``), the settings' defaults when unset;
+    ValueError naming the field for an unknown value."""
+    aggregation = values.get("aggregation")
+    output_format = values.get("format")
+    return (
+        settings.default_aggregation if aggregation is None else parse_option(Aggregation, aggregation, "aggregation"),
+        settings.default_format if output_format is None else parse_option(OutputFormat, output_format, "format"),
+    )
 
 
 def text_request(
