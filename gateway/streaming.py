@@ -27,6 +27,7 @@ from sse_starlette import ServerSentEvent
 from gateway.chunking import Chunk, split_document
 from gateway.errors import GatewayError
 from gateway.schemas import PredictBody
+from nerserve.safe_logging import log_failure
 
 logger = logging.getLogger("gateway.stream")
 
@@ -90,7 +91,7 @@ async def document_events(
         except (GatewayError, asyncio.CancelledError):
             raise
         except Exception as err:  # a malformed answer must end the stream with an error event, not a reset
-            logger.exception("chunk %d failed", chunk.index)
+            log_failure(logger, f"chunk {chunk.index} failed", err)
             raise GatewayError(502, f"unexpected answer from TorchServe ({err.__class__.__name__})") from None
 
     # aclosing: leaving the loop after an error must cancel the chunks still in flight before [DONE] is sent;

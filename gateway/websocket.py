@@ -37,6 +37,7 @@ from gateway.errors import (
 from gateway.net import is_loopback
 from gateway.schemas import MAX_ID_CHARS, NerMessage, PredictBody, ensure_text_fits, parse_json, validate_predict_body
 from gateway.services import Services
+from nerserve.safe_logging import log_failure
 
 logger = logging.getLogger("gateway.websocket")
 
@@ -139,7 +140,7 @@ class EntitySocket:
                     await self._reply({"id": err.message_id, "error": err.to_body()})
                     continue
                 except Exception as err:  # a bug with one message must not cost the client its other replies
-                    logger.exception("message %d could not be read key=%s", self.messages, self.key_id)
+                    log_failure(logger, f"message {self.messages} could not be read key={self.key_id}", err)
                     await self._reply({"id": None, "error": internal_error(err).to_body()})
                     continue
                 if parsed is None:
@@ -159,9 +160,9 @@ class EntitySocket:
                 self._start(self._answer(message_id, request), slots)
         except WebSocketDisconnect as disconnect:
             close_code = disconnect.code
-        except Exception:
+        except Exception as err:
             # Without this the ASGI server would drop the TCP connection: the client would see 1006 and no reason.
-            logger.exception("websocket failed key=%s", self.key_id)
+            log_failure(logger, f"websocket failed key={self.key_id}", err)
             close_code = CLOSE_INTERNAL_ERROR
             with contextlib.suppress(Exception):  # the socket may already be unusable; nothing more to tell then
                 await self.websocket.close(CLOSE_INTERNAL_ERROR, "internal error of the gateway")
@@ -259,7 +260,7 @@ class EntitySocket:
         except GatewayError as err:
             reply = {"id": message_id, "error": err.to_body()}
         except Exception as err:
-            logger.exception("message failed key=%s", self.key_id)
+            log_failure(logger, f"message failed key={self.key_id}", err)
             reply = {"id": message_id, "error": internal_error(err).to_body()}
         await self._reply(reply)
 

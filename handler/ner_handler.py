@@ -29,6 +29,7 @@ from nerserve.batch import PreparedBatch, build_responses, prepare_batch
 from nerserve.bodies import BatchBodies, Body, fail_requests, parse_body, piece_limit_errors
 from nerserve.protocol import BATCH_SIZE_HEADER, MODEL_VERSION_HEADER, OTHER_SEGMENT
 from nerserve.requests import NerRequest, RequestError, internal_error
+from nerserve.safe_logging import log_failure
 from nerserve.settings import HandlerSettings, Quantization
 from nerserve.tokenization import WordPieces, check_vocabulary, encode_batch, load_tokenizer
 
@@ -120,8 +121,8 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
             self._record_metrics(
                 context, batch, text_results, (prepared - started, inferred - prepared, done - inferred)
             )
-        except Exception:  # metrics must never cost the batch its answers
-            logger.exception("recording the batch's metrics failed")
+        except Exception as err:  # metrics must never cost the batch its answers
+            log_failure(logger, "recording the batch's metrics failed", err)
         logger.debug(
             "batch of %d requests, %d texts: %d windows in %d passes; preprocess %.1f ms, inference %.1f ms, "
             "postprocess %.1f ms",

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nertools.paths import HANDLER_DIR, MODEL_STORE, TS_CONFIG
-from nertools.torchserve import read_properties
+from nertools.torchserve import model_versions, read_properties
 
 MOUNT_PATH = "/mnt/models"  # where KServe's storage initializer puts what it downloaded from storageUri
 INFERENCE_PORT = 8085  # inference and management: KServe's own server listens on 8080 in the same pod
@@ -61,13 +61,9 @@ def snapshot(properties: dict[str, str], model_name: str, version: str, mar_name
     """The ``model_snapshot`` value: the model with the project's workers and batching (config.properties'
     ``models`` entry for the model, its first version when the archive's version is not listed)."""
     try:
-        versions = json.loads(properties["models"])[model_name]
-    except (KeyError, ValueError, TypeError):
-        raise LayoutError(
-            f"the configuration has no models={{{model_name!r}: ...}} entry to take batching from"
-        ) from None
-    if not isinstance(versions, dict) or not versions:
-        raise LayoutError(f"the models entry of {model_name!r} lists no version")
+        versions = model_versions(properties, model_name)
+    except ValueError as err:
+        raise LayoutError(f"{err} to take batching from") from None
     served = versions.get(version) or next(iter(versions.values()))
     missing = [key for key in BATCH_KEYS if key not in served]
     if missing:

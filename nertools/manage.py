@@ -32,6 +32,7 @@ from typing import Any
 
 import requests
 
+from nertools.paths import TS_CONFIG
 from nertools.ready import ready_workers, wait_ready
 from nertools.served_state import (
     ModelState,
@@ -46,7 +47,7 @@ from nertools.served_state import (
     version_from_description,
     write_state,
 )
-from nertools.torchserve import DEFAULT_ADDRESSES, count_ready, error_fields
+from nertools.torchserve import DEFAULT_ADDRESSES, count_ready, error_fields, model_versions, read_properties
 
 MANAGEMENT_ENV = "NER_MANAGEMENT_URL"
 INFERENCE_ENV = "NER_INFERENCE_URL"
@@ -459,8 +460,23 @@ def global_options(defaults: dict[str, Any] | None) -> argparse.ArgumentParser:
     return options
 
 
+# TorchServe's own defaults, for a configuration that does not set a value.
+SERVED_FALLBACKS = {"batchSize": 1, "maxBatchDelay": 100, "minWorkers": 1, "responseTimeout": 120}
+
+
+def served_defaults(config: Path, model: str = FALLBACK_NAME) -> dict[str, int]:
+    """``register``'s defaults: the batching, workers and timeout ``config`` (NER_TS_CONFIG, else the project's
+    config.properties) gives ``model``'s first version, so a version registered by hand is served like 1.0."""
+    try:
+        first = next(iter(model_versions(read_properties(config), model).values()))
+    except (OSError, ValueError):
+        return dict(SERVED_FALLBACKS)
+    return {key: int(first.get(key, fallback)) for key, fallback in SERVED_FALLBACKS.items()}
+
+
 def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentParser:
     environ = dict(os.environ) if environ is None else environ
+    served = served_defaults(Path(environ.get("NER_TS_CONFIG") or TS_CONFIG))
     defaults = {
         "management": environ.get(MANAGEMENT_ENV) or DEFAULT_ADDRESSES["management_address"],
         "inference": environ.get(INFERENCE_ENV) or DEFAULT_ADDRESSES["inference_address"],
@@ -493,19 +509,28 @@ def build_parser(environ: dict[str, str] | None = None) -> argparse.ArgumentPars
     )
     p.add_argument("--version", default=None, help="expected version (checked against the archive)")
     p.add_argument(
-        "--batch-size", type=int, default=16, help="largest dynamic batch [%(default)s, as config.properties]"
+        "--batch-size",
+        type=int,
+        default=served["batchSize"],
+        help="largest dynamic batch [%(default)s: config.properties]",
     )
     p.add_argument(
-        "--max-batch-delay", type=int, default=1, help="milliseconds, at least 1 [%(default)s, as config.properties]"
+        "--max-batch-delay",
+        type=int,
+        default=served["maxBatchDelay"],
+        help="milliseconds, at least 1 [%(default)s: config.properties]",
     )
     p.add_argument(
-        "--workers", type=int, default=2, help="initial workers, at least 1 [%(default)s, as config.properties]"
+        "--workers",
+        type=int,
+        default=served["minWorkers"],
+        help="initial workers, at least 1 [%(default)s: config.properties]",
     )
     p.add_argument(
         "--response-timeout",
         type=int,
-        default=300,
-        help="seconds a whole batch may take [%(default)s, as config.properties]",
+        default=served["responseTimeout"],
+        help="seconds a whole batch may take [%(default)s: config.properties]",
     )
     p.add_argument("--set-default", action="store_true", help="make it the default once registered")
     p = command("set-default", "route unversioned requests to VERSION")

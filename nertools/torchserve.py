@@ -79,6 +79,19 @@ def in_use(url: str, timeout: float = 1.0) -> bool:
     return True
 
 
+def model_versions(properties: dict[str, str], model: str) -> dict[str, dict[str, Any]]:
+    """The ``models=`` entry of ``model``: version -> its settings (batchSize, maxBatchDelay, minWorkers, ...).
+
+    Raises ValueError when the configuration has no such entry."""
+    try:
+        versions = json.loads(properties["models"])[model]
+    except (KeyError, ValueError, TypeError):
+        raise ValueError(f"the configuration has no models={{{model!r}: ...}} entry") from None
+    if not isinstance(versions, dict) or not versions or not all(isinstance(v, dict) for v in versions.values()):
+        raise ValueError(f"the models entry of {model!r} lists no version")
+    return versions
+
+
 def count_ready(description: Any) -> int:
     """READY workers in a management API model description (``GET /models/NAME[/VERSION]``, a list of versions).
 

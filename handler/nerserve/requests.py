@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
-import traceback
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nerserve.json_limits import DEFAULT_MAX_DEPTH, JsonBodyError, loads_bounded
 from nerserve.protocol import DEFAULT_MAX_REQUEST_BYTES, JSON_FIELDS, Aggregation, OutputFormat, json_type_name
+from nerserve.safe_logging import log_failure
 
 if TYPE_CHECKING:  # settings.py imports parse_option from here; at run time only the annotations name it
     from nerserve.settings import HandlerSettings
@@ -44,12 +44,7 @@ def internal_error(stage: str, error: BaseException) -> RequestError:
     """A bug of ours met while ``stage`` one request or text: logged with its stack (frames only: the exception's
     message, which may quote the client's text, is left out) and answered as that request's or text's own 500,
     so the rest of its batch is served."""
-    logger.error(
-        "%s one text failed with %s; that text gets a 500, the rest of the batch is served. Stack:\n%s",
-        stage,
-        type(error).__name__,
-        "".join(traceback.format_tb(error.__traceback__)),
-    )
+    log_failure(logger, f"{stage} one text failed; that text gets a 500, the rest of the batch is served", error)
     return RequestError(500, f"internal error while {stage.lower()} this text; the server logged it")
 
 

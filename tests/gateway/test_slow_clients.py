@@ -21,6 +21,8 @@ from tests.support.gateway_harness import AUTH, TOKEN
 
 HEAD = f"POST /v1/entities HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n".encode()
 PACE_S = 0.25
+# Upper bounds only say "closed at its deadline, not left open": slack for a loaded machine (CI runs 2 cores).
+SLACK_S = 5.0
 
 
 def open_socket(url: str) -> socket.socket:
@@ -74,7 +76,7 @@ def test_a_head_sent_one_byte_at_a_time_is_answered_408_and_closed_at_the_deadli
         "type": "RequestTimeout",
         "message": "the request line and headers did not arrive within 1 s",
     }
-    assert 1.0 <= elapsed < 1.0 + 1.0
+    assert 1.0 <= elapsed < 1.0 + SLACK_S
 
 
 def test_a_connection_that_sends_nothing_is_closed_at_the_deadline(start_live):
@@ -83,11 +85,11 @@ def test_a_connection_that_sends_nothing_is_closed_at_the_deadline(start_live):
         started = time.monotonic()
         assert read_until_closed(sock) == b""
         elapsed = time.monotonic() - started
-    assert 1.0 <= elapsed < 2.0
+    assert 1.0 <= elapsed < 1.0 + SLACK_S
 
 
 def test_a_whole_head_in_time_is_served_and_the_idle_keep_alive_connection_closed_later(start_live):
-    live = start_live(header_timeout_s=1.0, keep_alive_timeout_s=0.5)
+    live = start_live(header_timeout_s=30.0, keep_alive_timeout_s=0.5)
     body = json.dumps({"text": "Hi Rome"}).encode()
     request = HEAD + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
     with open_socket(live.url) as sock:
@@ -96,7 +98,7 @@ def test_a_whole_head_in_time_is_served_and_the_idle_keep_alive_connection_close
         received = read_until_closed(sock)
         elapsed = time.monotonic() - started
     assert received.startswith(b"HTTP/1.1 200 OK\r\n") and b'"Hi"' in received
-    assert elapsed < 0.5 + 1.0  # uvicorn's keep-alive timeout, not the header timeout, nor never
+    assert elapsed < 0.5 + SLACK_S  # uvicorn's keep-alive timeout, not the (30 s) header timeout, nor never
 
 
 def test_a_second_request_on_a_connection_gets_its_own_head_deadline(start_live):
@@ -119,7 +121,7 @@ def test_a_second_request_on_a_connection_gets_its_own_head_deadline(start_live)
             sender.join()
         elapsed = time.monotonic() - started
     assert received.startswith(b"HTTP/1.1 408 ")
-    assert PACE_S + 1.0 <= elapsed < PACE_S + 2.0  # timed from the second request's first byte
+    assert PACE_S + 1.0 <= elapsed < PACE_S + 1.0 + SLACK_S  # timed from the second request's first byte
 
 
 def test_a_body_trickled_past_its_deadline_is_408_and_the_connection_closed(start_live):
@@ -140,7 +142,7 @@ def test_a_body_trickled_past_its_deadline_is_408_and_the_connection_closed(star
     assert received.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
     assert b"connection: close" in received.lower()
     assert b"the request body did not arrive within 1 s" in received
-    assert 1.0 <= elapsed < 2.0
+    assert 1.0 <= elapsed < 1.0 + SLACK_S
     assert live.fake.calls == []
 
 

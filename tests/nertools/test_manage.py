@@ -22,7 +22,9 @@ from nertools.manage import (
     main,
     read_manifest,
 )
+from nertools.torchserve import read_properties
 from tests.support.json_server import json_server
+from tests.support.paths import ROOT
 
 GLOBAL = ["--management", "http://m:1", "--inference", "http://i:2", "--key-file", "k.json", "--json"]
 
@@ -179,3 +181,17 @@ def test_errors_follow_json_given_after_the_command(management, capsys, tmp_path
 def test_ready_counts_ready_workers(management, capsys, tmp_path):
     assert main(["ready", "ner_model", "--management", management, "--key-file", str(tmp_path / "k.json")]) == 0
     assert capsys.readouterr().out == "ner_model: 1 READY worker(s)\n"
+
+
+def test_register_defaults_are_the_served_configuration(tmp_path):
+    config = tmp_path / "config.properties"
+    config.write_text(
+        'models={"ner_model": {"1.0": {"batchSize": 8, "maxBatchDelay": 5, "minWorkers": 3, "responseTimeout": 400}}}\n'
+    )
+    args = build_parser({"NER_TS_CONFIG": str(config)}).parse_args(["register", "x.mar"])
+    assert (args.batch_size, args.max_batch_delay, args.workers, args.response_timeout) == (8, 5, 3, 400)
+    project = build_parser({}).parse_args(["register", "x.mar"])
+    served = next(iter(json.loads(read_properties(ROOT / "config.properties")["models"])["ner_model"].values()))
+    assert project.response_timeout == served["responseTimeout"] and project.batch_size == served["batchSize"]
+    missing = build_parser({"NER_TS_CONFIG": str(tmp_path / "absent")}).parse_args(["register", "x.mar"])
+    assert missing.batch_size == 1 and missing.response_timeout == 120  # TorchServe's own defaults
