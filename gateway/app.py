@@ -334,7 +334,7 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     return b"".join(parts)
 
 
-# Under this size parsing takes well under a millisecond; above it, up to the 6.5 MB limit, tens of milliseconds
+# Under this size parsing takes well under a millisecond; above it, up to max_message_bytes (1.3 MB), milliseconds
 # that would stall every other connection on the event loop.
 PARSE_ON_LOOP_MAX_BYTES = 64 * 1024
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up, run the static checks, then every test: unit, in-process handler, parity, demo model, integration.
+# Set up, run the static checks, then every test: unit, handler, parity, demo model, integration, containers.
 set -euo pipefail
 usage() {
   cat <<'USAGE'
@@ -9,8 +9,9 @@ Usage: scripts/test.sh [--fast] [PYTEST_ARGS...]
 2. scripts/check.sh: ruff, ruff format --check, mypy, shellcheck.
 3. pytest over tests/. Extra arguments go to pytest, e.g. scripts/test.sh tests/nerserve -k windows.
 
-Without --fast it first installs the Debian packages the integration tier drives (scripts/setup_test_deps.sh:
-Prometheus, Chromium; needs root or sudo) and builds the demo model if model_related_data/ has none (cached; a
+Without --fast it first installs the Debian packages the integration and container tiers drive
+(scripts/setup_test_deps.sh: Prometheus, Chromium, podman, buildah, runc, mmdebstrap, catatonit, aardvark-dns;
+needs root or sudo) and builds the demo model if model_related_data/ has none (cached; a
 few minutes once).
 --fast: the tiers that need neither root, the demo model nor podman (-m "not integration and not demo and not
   container"): no sudo, no training, no image builds, a couple of minutes.

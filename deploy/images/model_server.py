@@ -50,12 +50,15 @@ def run(environ: Mapping[str, str]) -> int:
 
     config = environ.get("TS_CONFIG_FILE") or DEFAULT_CONFIG
     if not os.path.isfile(config):
-        print(f"error: TorchServe configuration {config} not found (mount one there or set TS_CONFIG_FILE)")
+        print(
+            f"error: TorchServe configuration {config} not found (mount one there or set TS_CONFIG_FILE)",
+            file=sys.stderr,
+        )
         return 2
     properties = read_properties(Path(config))
     store = properties.get("model_store") or DEFAULT_MODEL_STORE
     if not os.path.isdir(store):
-        print(f"error: model store {store} (model_store in {config}) is not a directory")
+        print(f"error: model store {store} (model_store in {config}) is not a directory", file=sys.stderr)
         return 2
     tmpdir = environ.get("TMPDIR") or "/tmp"
     os.makedirs(environ.get("LOG_LOCATION") or os.path.join(tmpdir, "logs"), exist_ok=True)
@@ -80,7 +83,10 @@ def main(argv: Sequence[str]) -> int:
     if list(argv) == ["--health"]:
         return health(os.environ)
     if argv:
-        print("usage: model_server.py [--health]  (configuration: TS_CONFIG_FILE, a mounted config.properties)")
+        print(
+            "usage: model_server.py [--health]  (configuration: TS_CONFIG_FILE, a mounted config.properties)",
+            file=sys.stderr,
+        )
         return 2
     return run(os.environ)
 
