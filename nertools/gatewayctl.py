@@ -3,8 +3,10 @@
     python -m nertools.gatewayctl health URL       exit 0 when URL/health answers 2xx, else 1
     python -m nertools.gatewayctl ready URL        print URL/ready's status line (gateway.sh status)
     python -m nertools.gatewayctl create-key FILE  write a new local API key to FILE (mode 600) unless it holds one
+    python -m nertools.gatewayctl checkpoint DIR   exit 0 when DIR holds a checkpoint in a layout served, else 1
 
-Standard library only: gateway.sh runs them with the project's Python before the gateway is up.
+Standard library only (and nerserve.checkpoint, itself standard library only): gateway.sh runs them with the
+project's Python before the gateway is up.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from nerserve.checkpoint import CheckpointError, detect_layout
 
 KEY_PREFIX = "local."
 
@@ -64,6 +68,17 @@ def create_key(path: Path) -> bool:
     return True
 
 
+def has_checkpoint(directory: Path) -> bool:
+    """Whether ``directory`` holds a checkpoint in a layout this project serves (nerserve.checkpoint decides)."""
+    if not directory.is_dir():
+        return False
+    try:
+        detect_layout(directory)
+    except CheckpointError:
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nertools.gatewayctl",
@@ -77,7 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ready.add_argument("url", help="the gateway's base URL")
     key = commands.add_parser("create-key", help="write a new API key to FILE (mode 600) unless it holds one")
     key.add_argument("file", type=Path)
+    checkpoint = commands.add_parser("checkpoint", help="exit 0 when DIR holds a checkpoint in a served layout")
+    checkpoint.add_argument("directory", type=Path)
     args = parser.parse_args(argv)
+    if args.command == "checkpoint":
+        return 0 if has_checkpoint(args.directory) else 1
     if args.command == "health":
         return 0 if healthy(args.url) else 1
     if args.command == "ready":

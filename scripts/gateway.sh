@@ -75,7 +75,7 @@ add_defaults() {
     [[ -n "${NER_GATEWAY_MANAGEMENT_URL:-}" || -z "$address" ]] || export NER_GATEWAY_MANAGEMENT_URL="$address"
   fi
   if [[ -z "${NER_GATEWAY_MODEL_DIR:-}" && -z "${NER_GATEWAY_LABELS:-}" ]] \
-      && [[ -f "$ROOT/model_related_data/config.json" || -f "$ROOT/model_related_data/labels_file.txt" ]]; then
+      && "$PY" -m nertools.gatewayctl checkpoint "$ROOT/model_related_data"; then
     export NER_GATEWAY_MODEL_DIR="$ROOT/model_related_data"
   fi
   if [[ -z "${NER_GATEWAY_API_KEYS:-}" && -z "${NER_GATEWAY_API_KEYS_FILE:-}" ]] \

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nertools.gatewayctl import KEY_PREFIX, create_key, healthy, main, ready_line
+from nertools.gatewayctl import KEY_PREFIX, create_key, has_checkpoint, healthy, main, ready_line
 from tests.support.json_server import json_server
 from tests.support.ports import free_port
 
@@ -83,3 +83,16 @@ def test_runs_as_a_module_from_the_shell(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0 and (tmp_path / "k").read_text().startswith(KEY_PREFIX)
+
+
+def test_checkpoint_says_whether_a_directory_holds_a_served_layout(tmp_path):
+    assert not has_checkpoint(tmp_path / "absent") and main(["checkpoint", str(tmp_path / "absent")]) == 1
+    assert not has_checkpoint(tmp_path)  # empty
+    (tmp_path / "labels_file.txt").write_text("O\nB-PER\n")
+    assert not has_checkpoint(tmp_path)  # a labels file alone is no layout nerserve.checkpoint serves
+    (tmp_path / "bert_for_token_classification_config.json").write_text("{}")
+    assert has_checkpoint(tmp_path) and main(["checkpoint", str(tmp_path)]) == 0
+    hf = tmp_path / "hf"
+    hf.mkdir()
+    (hf / "config.json").write_text('{"id2label": {"0": "O"}}')
+    assert has_checkpoint(hf)
