@@ -79,6 +79,21 @@ def test_a_head_sent_one_byte_at_a_time_is_answered_408_and_closed_at_the_deadli
     assert 1.0 <= elapsed < 1.0 + SLACK_S
 
 
+def test_a_client_still_uploading_when_refused_sends_its_whole_body_then_reads_the_413_and_a_clean_end(start_live):
+    # The gateway refuses a declared 4 MB body at once and closes while the client is still sending it. A close with
+    # unread bytes makes the kernel reset the connection: the client's send fails and the 413 may never be read.
+    # The lingering close reads and drops the rest of the upload instead.
+    live = start_live(max_message_bytes=2048)
+    body = b"x" * (4 * 1024 * 1024)
+    head = HEAD + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    with open_socket(live.url) as sock:
+        sock.sendall(head + body)  # raises BrokenPipeError or ConnectionResetError on a reset
+        received = read_until_closed(sock)
+    assert received.startswith(b"HTTP/1.1 413 ")
+    assert b"request body of 4194304 bytes is over the limit of 2048" in received
+    assert live.fake.calls == []
+
+
 def test_a_connection_that_sends_nothing_is_closed_at_the_deadline(start_live):
     live = start_live(header_timeout_s=1.0)
     with open_socket(live.url) as sock:
