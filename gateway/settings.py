@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gateway.errors import format_validation_errors
 from gateway.net import is_loopback
-from nerserve.protocol import DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TEXT_CHARS
+from nerserve.protocol import DEFAULT_DOCUMENT_BYTES, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TEXT_CHARS
 
 ENV_PREFIX = "NER_GATEWAY_"
 CONFIG_FILE_VARIABLE = ENV_PREFIX + "CONFIG_FILE"
@@ -45,6 +45,9 @@ class GatewaySettings(BaseSettings):
     inference_url: str = "http://127.0.0.1:8080"
     management_url: str = "http://127.0.0.1:8081"
     model_name: str = Field("ner_model", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    # Bodies over document_bytes go to the model's document lane (nerserve.protocol.document_lane), when it is
+    # served; 0 sends everything to model_name.
+    document_bytes: int = Field(DEFAULT_DOCUMENT_BYTES, ge=0)
     # Where the gateway listens
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

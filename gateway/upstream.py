@@ -16,6 +16,12 @@ batch holding this request: sent again it would fail the next batch too (the ret
 502. 4xx answers are the client's fault and pass through with TorchServe's status and message; other 5xx and
 timeouts are not retried (a request that timed out would only time out again and double the load). Retries back
 off exponentially with jitter and stop at a deadline measured from the first attempt.
+
+Bodies over ``document_bytes`` go to the model's document lane (``nerserve.protocol.document_lane``): the same
+archive under a second name with workers and batches of its own, so short texts are never batched behind long
+documents. Each lane has its own ``upstream_concurrency`` slots. Where the lane is not registered (TorchServe's
+404 ModelNotFoundException), documents go to the model itself and the lane is asked again after
+``LANE_RECHECK_S``.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import httpx2
 
 from gateway.errors import GatewayError, Unavailable
 from gateway.settings import GatewaySettings
-from nerserve.protocol import RESPONSE_HEADERS
+from nerserve.protocol import RESPONSE_HEADERS, document_lane
 from nertools.torchserve import count_ready, error_fields
 
 logger = logging.getLogger("gateway.upstream")
@@ -100,6 +106,22 @@ class Prediction:
         return body
 
 
+LANE_RECHECK_S = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Lane:
+    """A model name TorchServe serves predictions under, with the slots bounding requests in flight to it."""
+
+    model: str
+    url: str
+    slots: asyncio.Semaphore
+
+
+class LaneMissing(Exception):
+    """TorchServe does not serve this lane's model (404 ModelNotFoundException)."""
+
+
 class TorchServeClient:
     """Predictions and readiness of one model; create in the app's lifespan, ``aclose()`` at shutdown."""
 
@@ -112,14 +134,26 @@ class TorchServeClient:
         # trust_env=False: TorchServe is reached directly; an HTTP(S)_PROXY meant for the outside world must not
         # capture loopback traffic.
         self._client = httpx2.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=False)
-        # Bounds requests in flight to TorchServe across all clients (its job queue answers 503 when full).
-        self._slots = asyncio.Semaphore(settings.upstream_concurrency)
-        self._predict_url = f"{settings.inference_url}/predictions/{settings.model_name}"
+        # Slots bound requests in flight to TorchServe across all clients (its job queue answers 503 when full).
+        self.model_lane = self._lane(settings.model_name)
+        self.document_lane = self._lane(document_lane(settings.model_name)) if settings.document_bytes else None
+        self._document_lane_missing_until = 0.0
         self._describe_url = f"{settings.management_url}/models/{settings.model_name}"
         self._random = random.Random()
 
+    def _lane(self, model: str) -> Lane:
+        url = f"{self.settings.inference_url}/predictions/{model}"
+        return Lane(model, url, asyncio.Semaphore(self.settings.upstream_concurrency))
+
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def lane_for(self, content: bytes) -> Lane:
+        """The document lane for a body over ``document_bytes`` while it is served, else the model's own."""
+        documents = self.document_lane
+        if documents is None or len(content) <= self.settings.document_bytes:
+            return self.model_lane
+        return documents if time.monotonic() >= self._document_lane_missing_until else self.model_lane
 
     async def predict(self, content: bytes, content_type: str | None) -> Prediction:
         """POST the body as it is to TorchServe; retried while TorchServe cannot serve it, until the deadline."""
@@ -128,10 +162,21 @@ class TorchServeClient:
         started = time.monotonic()
         deadline = started + settings.retry_deadline_s
         attempt = lost = 0
+        lane = self.lane_for(content)
         while True:
             attempt += 1
             try:
-                prediction = await self._attempt(content, headers, deadline)
+                prediction = await self._attempt(lane, content, headers, deadline)
+            except LaneMissing:
+                logger.info(
+                    "%s is not served: documents go to %s (asked again in %g s)",
+                    lane.model,
+                    self.model_lane.model,
+                    LANE_RECHECK_S,
+                )
+                self._document_lane_missing_until = time.monotonic() + LANE_RECHECK_S
+                lane, attempt = self.model_lane, attempt - 1
+                continue
             except Retryable as retryable:
                 failure = retryable
             else:
@@ -169,13 +214,13 @@ class TorchServeClient:
         prediction = await self.predict(content, "application/json")
         return prediction.json()
 
-    async def _attempt(self, content: bytes, headers: dict[str, str], deadline: float) -> Prediction:
+    async def _attempt(self, lane: Lane, content: bytes, headers: dict[str, str], deadline: float) -> Prediction:
         """One try: a Prediction; raises Retryable when another try may succeed, GatewayError when not.
 
         Waiting for one of the ``upstream_concurrency`` slots counts against the retry deadline, so a stalled
         TorchServe cannot make requests queue in the gateway for ever."""
         timeout = self.settings.upstream_timeout_s
-        if not await self._acquire_slot(deadline):
+        if not await self._acquire_slot(lane.slots, deadline):
             raise Retryable(
                 Failure.NOT_SERVED,
                 f"TorchServe is busy: the gateway's {self.settings.upstream_concurrency} "
@@ -184,7 +229,7 @@ class TorchServeClient:
         try:
             # Enforced here as well as by httpx2, so it holds whatever the transport does.
             async with asyncio.timeout(timeout):
-                response = await self._client.post(self._predict_url, content=content, headers=headers)
+                response = await self._client.post(lane.url, content=content, headers=headers)
         except TimeoutError:
             raise GatewayError(504, f"TorchServe did not answer within {timeout:g} s") from None
         except NOT_SERVED_ERRORS as err:
@@ -196,12 +241,14 @@ class TorchServeClient:
         except httpx2.HTTPError as err:
             raise GatewayError(502, f"request to TorchServe failed ({type(err).__name__})") from None
         finally:
-            self._slots.release()
+            lane.slots.release()
         status = response.status_code
         if status < 300:
             passed = {name: response.headers[name] for name in PASSTHROUGH_HEADERS if name in response.headers}
             return Prediction(response.content, passed)
         type_name, message = upstream_error(response)
+        if status == 404 and type_name == "ModelNotFoundException" and lane is not self.model_lane:
+            raise LaneMissing(lane.model)
         failure = classify(status, type_name, message)
         if failure is not None:
             raise Retryable(failure, f"TorchServe answered {status}: {message}")
@@ -209,14 +256,15 @@ class TorchServeClient:
             raise GatewayError(status, message, type_name)
         raise GatewayError(502, f"TorchServe answered {status}: {message}")
 
-    async def _acquire_slot(self, deadline: float) -> bool:
-        """Take one of the slots bounding requests in flight to TorchServe; False if none frees up by the deadline."""
-        if not self._slots.locked():
-            await self._slots.acquire()
+    @staticmethod
+    async def _acquire_slot(slots: asyncio.Semaphore, deadline: float) -> bool:
+        """Take one of a lane's slots bounding requests in flight to it; False if none frees up by the deadline."""
+        if not slots.locked():
+            await slots.acquire()
             return True
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                await self._slots.acquire()
+                await slots.acquire()
         except TimeoutError:
             return False
         return True

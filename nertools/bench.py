@@ -132,6 +132,81 @@ def build_workload(seed: int, sentences: int, documents: int) -> list[str]:
     return texts
 
 
+def latency_mix(seed: int, requests: int, every: int, document_chars: int) -> list[tuple[str, str]]:
+    """``requests`` (kind, text) pairs in sending order: every ``every``-th a document of ``document_chars``
+    characters (paragraphs of generated sentences, cut at a word), the rest short sentences."""
+    from demo_model.corpus import generate_corpus
+
+    pool = [example.text for example in generate_corpus(max(requests, 400), seed=seed)]
+    rng = random.Random(seed)
+    mix: list[tuple[str, str]] = []
+    for index in range(requests):
+        if (index + 1) % every:
+            mix.append(("short", pool[index % len(pool)]))
+            continue
+        sentences: list[str] = []
+        while sum(len(s) + 1 for s in sentences) < document_chars:
+            sentences.append(rng.choice(pool))
+        paragraphs = [" ".join(sentences[i : i + 6]) for i in range(0, len(sentences), 6)]
+        mix.append(("document", "\n\n".join(paragraphs)[:document_chars].rsplit(" ", 1)[0]))
+    return mix
+
+
+def latency_rows(latencies: dict[str, list[float]], errors: dict[str, int], seconds: float) -> dict[str, Any]:
+    """Percentiles per kind of text and the tail ratio the reliability goal reads (short p99 / short p50)."""
+    rows = {
+        kind: {
+            "requests": len(values),
+            "errors": errors.get(kind, 0),
+            "p50_ms": round(percentile(values, 50), 1),
+            "p95_ms": round(percentile(values, 95), 1),
+            "p99_ms": round(percentile(values, 99), 1),
+        }
+        for kind, values in sorted(latencies.items())
+    }
+    short = rows.get("short")
+    return {
+        "seconds": round(seconds, 2),
+        "kinds": rows,
+        "short_p99_over_p50": round(short["p99_ms"] / short["p50_ms"], 2) if short else None,
+    }
+
+
+async def bench_latency_mix(
+    url: str, mix: list[tuple[str, str]], clients: int, token: str | None = None, document_url: str | None = None
+) -> dict[str, Any]:
+    """``clients`` closed-loop REST clients sending ``mix`` in order (documents to ``document_url`` when given);
+    latency per kind of text."""
+    import httpx2
+
+    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    for item in mix:
+        queue.put_nowait(item)
+    latencies: dict[str, list[float]] = {}
+    errors: dict[str, int] = {}
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx2.AsyncClient(timeout=300, limits=limits, headers=headers) as client:
+
+        async def worker() -> None:
+            while True:
+                try:
+                    kind, text = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                started = time.perf_counter()
+                target = document_url if document_url and kind == "document" else url
+                response = await client.post(target, json={"text": text})
+                latencies.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
+                errors[kind] = errors.get(kind, 0) + (response.status_code != 200)
+
+        await client.post(url, json={"text": SHORT_SENTENCE})  # connection + warm path
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        seconds = time.perf_counter() - started
+    return latency_rows(latencies, errors, seconds)
+
+
 # --- in-process measurements -------------------------------------------------------------------------------
 
 
@@ -386,10 +461,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="for the in-process handler rows; start the server with the same setting "
         "(./scripts/serve.sh --quantization ...) so the served rows match",
     )
+    parser.add_argument(
+        "--latency-mix",
+        action="store_true",
+        help="only measure short-text latency under mixed load: --clients closed-loop REST clients against --url "
+        "(TorchServe or the gateway's /v1/entities with --gateway-token), every --every-th request a "
+        "--document-chars document; writes latency_mix.json",
+    )
+    parser.add_argument("--document-url", default=None, help="--latency-mix: send the documents here instead of --url")
+    parser.add_argument("--clients", type=int, default=16, help="--latency-mix clients [%(default)s]")
+    parser.add_argument("--every", type=int, default=20, help="--latency-mix: one document in this many [%(default)s]")
+    parser.add_argument("--document-chars", type=int, default=5000, help="--latency-mix [%(default)s]")
+    parser.add_argument("--requests", type=int, default=2000, help="--latency-mix requests in all [%(default)s]")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in ("httpx", "httpx2", "httpcore"):  # one INFO line per request would cost the client CPU
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.latency_mix:
+        mix = latency_mix(args.seed, args.requests, args.every, args.document_chars)
+        result = asyncio.run(bench_latency_mix(args.url, mix, args.clients, args.gateway_token, args.document_url))
+        result.update(url=args.url, clients=args.clients, every=args.every, document_chars=args.document_chars)
+        result["worker_rss_mb"] = worker_rss_mb()
+        args.output.mkdir(parents=True, exist_ok=True)
+        (args.output / "latency_mix.json").write_text(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2))
+        return 0
     from tqdm import tqdm
 
     texts = build_workload(args.seed, args.sentences, args.documents)

@@ -9,6 +9,10 @@ Works around TorchServe 0.12's version faults: a newly registered version is nev
 (run `set-default` after start), and a version still taking traffic should not be deleted: `unregister` refuses
 the default version and first waits until the version has served its queued requests.
 
+The document lane (nerserve.protocol.document_lane: ner_model_documents, the same archive with batching of its own,
+which the gateway sends long documents to) follows its model: register, set-default and unregister of ner_model
+do the same on the lane when it is registered, with the lane's own batch size, delay and workers; scale does not.
+
 Served state across restarts (nertools.served_state): after every successful register, set-default, scale and
 unregister, the versions served and the default are recorded in --state-file, when that file exists and belongs to
 the TorchServe addressed (scripts/serve.sh creates it); `restore`, run by serve.sh once ner_model is READY, serves
@@ -32,6 +36,7 @@ from typing import Any
 
 import requests
 
+from nerserve.protocol import DOCUMENT_LANE_SUFFIX, document_lane
 from nertools.paths import TS_CONFIG
 from nertools.ready import ready_workers, wait_ready
 from nertools.served_state import (
@@ -134,6 +139,15 @@ def default_version(admin: TorchServeAdmin, name: str) -> str:
     return str(describe_model(admin, name, None)[0]["modelVersion"])
 
 
+def served_lane(admin: TorchServeAdmin, name: str) -> str | None:
+    """``name``'s document lane when TorchServe serves it, else None (a lane has no lane of its own)."""
+    if name.endswith(DOCUMENT_LANE_SUFFIX):
+        return None
+    lane = document_lane(name)
+    models = admin.manage("GET", "/models").get("models", [])
+    return lane if any(model.get("modelName") == lane for model in models) else None
+
+
 def ready_worker_count(entry: dict[str, Any]) -> int:
     """READY workers of one version (one entry of a model description)."""
     return count_ready([entry])
@@ -189,9 +203,9 @@ def cmd_list(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
                     "max_batch_delay_ms": entry.get("maxBatchDelay"),
                 }
             )
-    lines = [f"{'MODEL':<16}{'VERSION':<10}{'DEFAULT':<9}{'READY/WORKERS':<15}{'BATCH':<7}DELAY(ms)"]
+    lines = [f"{'MODEL':<21}{'VERSION':<10}{'DEFAULT':<9}{'READY/WORKERS':<15}{'BATCH':<7}DELAY(ms)"]
     lines += [
-        f"{r['name']:<16}{r['version']:<10}{'yes' if r['default'] else '':<9}"
+        f"{r['name']:<21}{r['version']:<10}{'yes' if r['default'] else '':<9}"
         f"{str(r['ready_workers']) + '/' + str(r['workers']):<15}{r['batch_size']!s:<7}{r['max_batch_delay_ms']}"
         for r in rows
     ]
@@ -251,6 +265,31 @@ def cmd_register(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
         synchronous="true",
     )
     message = result.get("status", "registered")
+    lane = served_lane(admin, args.name) if args.name else None
+    if lane is not None:
+        # The lane keeps its own batching: that of its default version.
+        spec = version_from_description(describe_model(admin, lane, None)[0])
+        admin.manage(
+            "POST",
+            "/models",
+            url=url,
+            model_name=lane,
+            batch_size=spec.batch_size,
+            max_batch_delay=spec.max_batch_delay_ms,
+            initial_workers=spec.min_workers,
+            response_timeout=spec.response_timeout_s or args.response_timeout,
+            synchronous="true",
+        )
+        if spec.max_workers != spec.min_workers:
+            version = args.version or default_version(admin, args.name)
+            admin.manage(
+                "PUT",
+                f"/models/{lane}/{version}",
+                ok=(200, 202),
+                min_worker=spec.min_workers,
+                max_worker=spec.max_workers,
+            )
+        message += f"; also registered as {lane} (batch {spec.batch_size}, {spec.min_workers} worker(s))"
     if args.set_default:
         cmd_set_default(admin, argparse.Namespace(name=args.name, version=args.version))
         message += f"; {args.version} is now the default"
@@ -261,8 +300,17 @@ def cmd_set_default(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
     entries = describe_model(admin, args.name, args.version)
     if not any(ready_worker_count(entry) for entry in entries):
         raise CliError(f"{args.name} {args.version} has no READY worker; scale it up before making it the default")
+    lane = served_lane(admin, args.name)
+    if lane is not None:
+        lane_entries = describe_model(admin, lane, args.version)
+        if not any(ready_worker_count(entry) for entry in lane_entries):
+            raise CliError(f"{lane} {args.version} has no READY worker; scale it up before making it the default")
     result = admin.manage("PUT", f"/models/{args.name}/{args.version}/set-default")
-    return result, result.get("status", f"{args.version} is the default of {args.name}")
+    message = result.get("status", f"{args.version} is the default of {args.name}")
+    if lane is not None:
+        admin.manage("PUT", f"/models/{lane}/{args.version}/set-default")
+        message += f"; and of {lane}"
+    return result, message
 
 
 def cmd_scale(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
@@ -279,9 +327,19 @@ def cmd_unregister(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:
         raise CliError(f"{args.name} {args.version} is the default version; set another default first")
     # Requests routed to this version before the default changed may still be queued: give them time to finish
     # (TorchServe fails queued jobs of a deleted version).
+    lane = served_lane(admin, args.name)
+    lane_has_it = lane is not None and any(
+        str(entry.get("modelVersion")) == args.version for entry in describe_model(admin, lane)
+    )
+    if lane is not None and lane_has_it and default_version(admin, lane) == args.version:
+        raise CliError(f"{lane} {args.version} is the default version; set another default first")
     time.sleep(max(args.drain_seconds, 0))
     result = admin.manage("DELETE", f"/models/{args.name}/{args.version}")
-    return result, result.get("status", "unregistered")
+    message = result.get("status", "unregistered")
+    if lane is not None and lane_has_it:
+        admin.manage("DELETE", f"/models/{lane}/{args.version}")
+        message += f"; and from {lane}"
+    return result, message
 
 
 def cmd_ready(admin: TorchServeAdmin, args: argparse.Namespace) -> Result:

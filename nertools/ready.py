@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from nertools.torchserve import DEFAULT_ADDRESSES, address, count_ready, read_properties
+from nertools.torchserve import DEFAULT_ADDRESSES, address, count_ready, loaded_models, read_properties
 
 DEFAULT_MANAGEMENT = DEFAULT_ADDRESSES["management_address"]
 
@@ -75,7 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--management", default=None, help=f"management API (default {DEFAULT_MANAGEMENT})")
     parser.add_argument("--config", default=None, help="read management_address from this config.properties")
-    parser.add_argument("--model", default="ner_model", help="model name (default ner_model)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="model name, repeatable: all must be READY (default ner_model)",
+    )
+    parser.add_argument(
+        "--loaded-models",
+        action="store_true",
+        help="wait for every model --config's load_models starts with (ner_model and its document lane)",
+    )
     parser.add_argument("--version", default=None, help="a specific version (default: the default version)")
     parser.add_argument("--timeout", type=float, default=0, help="seconds to wait for READY (default 0: check once)")
     parser.add_argument("--token", default=None, help="management key, when token authorization is on")
@@ -86,19 +96,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         "TorchServe's $TMPDIR/.model_server.pid",
     )
     args = parser.parse_args(argv)
-    if args.management is None:
+    if args.loaded_models and not args.config:
+        parser.error("--loaded-models reads --config")
+    models: list[str] = list(args.model or [])
+    if args.config:
         try:
-            args.management = management_from_config(args.config) if args.config else DEFAULT_MANAGEMENT
+            properties = read_properties(Path(args.config))
         except OSError as err:
             print(f"error: cannot read {args.config}: {err.strerror}", file=sys.stderr)
             return 2
+        args.management = args.management or address(properties, "management_address")
+        if args.loaded_models:
+            models += [name for name in loaded_models(properties) if name not in models]
+    args.management = args.management or DEFAULT_MANAGEMENT
+    models = models or ["ner_model"]
     pid_file = args.pid_file
     alive: Callable[[], bool] = (lambda: pid_alive(pid_file)) if pid_file else (lambda: True)
-    ok = wait_ready(args.management, args.model, max(args.timeout, 0.01), args.version, args.token, alive)
-    if not ok:
-        reason = " (the server process has exited)" if not alive() else ""
-        print(f"{args.model}: no READY worker at {args.management}{reason}", file=sys.stderr)
-    return 0 if ok else 1
+    deadline = time.monotonic() + max(args.timeout, 0.01)
+    for model in models:
+        left = max(deadline - time.monotonic(), 0.01)
+        if not wait_ready(args.management, model, left, args.version, args.token, alive):
+            reason = " (the server process has exited)" if not alive() else ""
+            print(f"{model}: no READY worker at {args.management}{reason}", file=sys.stderr)
+            return 1
+    return 0
 
 
 if __name__ == "__main__":

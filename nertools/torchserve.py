@@ -92,6 +92,17 @@ def model_versions(properties: dict[str, str], model: str) -> dict[str, dict[str
     return versions
 
 
+def loaded_models(properties: dict[str, str]) -> list[str]:
+    """The model names ``load_models`` starts TorchServe with (``name=file.mar`` entries; a bare archive or ``all``
+    names no model here)."""
+    names = []
+    for entry in properties.get("load_models", "").split(","):
+        name, sep, _archive = entry.strip().partition("=")
+        if sep and name:
+            names.append(name)
+    return names
+
+
 def count_ready(description: Any) -> int:
     """READY workers in a management API model description (``GET /models/NAME[/VERSION]``, a list of versions).
 

@@ -99,9 +99,10 @@ echo "starting TorchServe (logs in logs/)"
 torchserve --start --ncs --ts-config "$TS_CONFIG" --model-store "$MODEL_STORE" --log-config "$ROOT/log4j2.xml" \
   >"$LOG_LOCATION/torchserve_console.log" 2>&1
 
-if ! "$PY" "$ROOT/scripts/ready.py" --config "$TS_CONFIG" --model ner_model --timeout "${READY_TIMEOUT:-300}" \
+# ner_model and its document lane (load_models): both READY before anything is restored or served.
+if ! "$PY" "$ROOT/scripts/ready.py" --config "$TS_CONFIG" --loaded-models --timeout "${READY_TIMEOUT:-300}" \
     --pid-file "$TMPDIR/.model_server.pid"; then
-  echo "error: ner_model did not become READY; last lines of the logs in $LOG_LOCATION:" >&2
+  echo "error: the models of load_models did not become READY; last lines of the logs in $LOG_LOCATION:" >&2
   for log in torchserve_console.log ts_log.log model_log.log; do
     [[ -f "$LOG_LOCATION/$log" ]] && { echo "--- $log" >&2; tail -n 25 "$LOG_LOCATION/$log" >&2; }
   done
@@ -130,6 +131,7 @@ INFERENCE="$(address inference_address)"
 cat <<MSG
 ner_model is READY ($MODEL_DIR).
   predictions  $INFERENCE/predictions/ner_model
+  documents    $INFERENCE/predictions/ner_model_documents (long texts; the gateway routes them there itself)
   management   $(address management_address)/models/ner_model
   metrics      $(address metrics_address)/metrics
 

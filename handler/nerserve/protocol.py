@@ -91,6 +91,18 @@ BATCH_SIZE_HEADER = "X-NER-Batch-Size"
 MODEL_VERSION_HEADER = "X-NER-Model-Version"
 RESPONSE_HEADERS = (BATCH_SIZE_HEADER, MODEL_VERSION_HEADER)
 
+# The document lane: the same archive served under a second model name with batching of its own, so that short
+# texts never wait in a batch behind long documents (docs/PERFORMANCE.md, "Mixed load"). Bodies over
+# DEFAULT_DOCUMENT_BYTES go there through the gateway; scripts/manage.py keeps its versions in step with the model's.
+DOCUMENT_LANE_SUFFIX = "_documents"
+DEFAULT_DOCUMENT_BYTES = 2048  # ~one 512-piece window of English text
+
+
+def document_lane(model: str) -> str:
+    """The name under which ``model``'s archive serves long documents."""
+    return model + DOCUMENT_LANE_SUFFIX
+
+
 OUTSIDE = "O"  # the tag of a word piece outside every entity
 OTHER_SEGMENT = "other"  # the label of a segment between entities (format "segments")
 

@@ -10,8 +10,10 @@ import time
 import httpx2
 import pytest
 
+import gateway.upstream
 from gateway.errors import GatewayError
 from gateway.upstream import TorchServeClient
+from nerserve.protocol import DEFAULT_DOCUMENT_BYTES, document_lane
 from tests.support.fake_torchserve import (
     NO_WORKER,
     NO_WORKER_OF_VERSION,
@@ -265,6 +267,59 @@ async def test_a_slot_freed_before_the_deadline_is_used(fake: FakeTorchServe):
     await client.aclose()
     assert second == {"entities": fake_entities("Hi")}
     assert fake.completed == ["slow", "Hi"] and fake.peak == 1
+
+
+DOCUMENT = "Paris " * 400  # 2,400 characters: over the default document_bytes (2,048) as a JSON body
+
+
+async def test_a_document_goes_to_the_document_lane_and_a_short_text_to_the_model(fake: FakeTorchServe):
+    fake.models.add(document_lane("ner_model"))
+    client = client_for(fake)
+    await client.predict_json({"text": "Hi Rome"})
+    await client.predict_json({"text": DEFAULT_DOCUMENT_BYTES * "a"})  # 2,048 characters: a body over the limit
+    await client.predict_json({"text": "a" * (DEFAULT_DOCUMENT_BYTES - len('{"text": ""}'))})  # a body at it
+    await client.aclose()
+    assert fake.served_by == ["ner_model", "ner_model_documents", "ner_model"]
+
+
+async def test_without_a_document_lane_documents_go_to_the_model_and_the_lane_is_asked_again_later(
+    fake: FakeTorchServe, monkeypatch
+):
+    monkeypatch.setattr(gateway.upstream, "LANE_RECHECK_S", 0.2)
+    client = client_for(fake)
+    first = await client.predict_json({"text": DOCUMENT})
+    await client.predict_json({"text": DOCUMENT})  # not asked again yet: straight to the model
+    fake.models.add(document_lane("ner_model"))
+    await asyncio.sleep(0.25)
+    await client.predict_json({"text": DOCUMENT})
+    await client.aclose()
+    assert first == {"entities": fake_entities(DOCUMENT)}
+    assert fake.served_by == ["ner_model", "ner_model", "ner_model_documents"]
+    assert fake.attempts[DOCUMENT] == 3  # the lane's 404 is not an attempt of the model's
+
+
+async def test_document_bytes_zero_sends_everything_to_the_model(fake: FakeTorchServe):
+    fake.models.add(document_lane("ner_model"))
+    client = client_for(fake, document_bytes=0)
+    await client.predict_json({"text": DOCUMENT})
+    await client.aclose()
+    assert fake.served_by == ["ner_model"]
+
+
+async def test_documents_in_flight_never_take_the_slots_of_short_texts(fake: FakeTorchServe):
+    fake.models.add(document_lane("ner_model"))
+    fake.delays = {"Paris": 30.0}  # the document holds the lane's only slot
+    client = client_for(fake, upstream_concurrency=1, retry_deadline_s=1.0)
+    document = asyncio.create_task(client.predict_json({"text": DOCUMENT}))
+    try:
+        await wait_until_async(lambda: fake.in_flight == 1, 5, "the document to reach TorchServe")
+        short = await client.predict_json({"text": "Hi Rome"})
+    finally:
+        document.cancel()
+        await asyncio.gather(document, return_exceptions=True)
+        await client.aclose()
+    assert short == {"entities": fake_entities("Hi Rome")}
+    assert fake.served_by == ["ner_model_documents", "ner_model"]
 
 
 def test_backoff_grows_exponentially_with_jitter_and_is_capped():

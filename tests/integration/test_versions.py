@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from nerserve.protocol import document_lane
+from nertools.torchserve import read_properties
 from tests.support.instances import instance_env
 from tests.support.paths import ROOT
 from tests.support.polling import wait_until
@@ -23,6 +25,7 @@ from tests.support.tiny_models import build_hf_checkpoint
 from tests.support.torchserve import TorchServe, build_archive
 
 CLIENTS = 6
+LANE = document_lane("ner_model")
 TEXTS = ["Angela Merkel met Tim Cook in Berlin.", "john smith flew to paris", "Mary took aspirin in London"]
 
 
@@ -32,11 +35,13 @@ def versioned_server(tmp_path_factory, java_available):
     store = workdir / "model_store"
     build_archive(build_hf_checkpoint(workdir / "v1", seed=0), store, version="1.0", versioned=True)
     build_archive(build_hf_checkpoint(workdir / "v2", seed=1), store, version="2.0", versioned=True)
-    models = (
-        'models={"ner_model": {"1.0": {"defaultVersion": true, "marName": "ner_model_v1.0.mar", '
-        '"minWorkers": 1, "maxWorkers": 1, "batchSize": 8, "maxBatchDelay": 20, "responseTimeout": 120}}}'
-    )
-    server = TorchServe(workdir, store, "ner_model=ner_model_v1.0.mar", extra_config=models).start()
+    version = {"marName": "ner_model_v1.0.mar", "minWorkers": 1, "maxWorkers": 1, "responseTimeout": 120}
+    models = {  # the model and its document lane, as config.properties serves them
+        "ner_model": {"1.0": {**version, "batchSize": 8, "maxBatchDelay": 20}},
+        LANE: {"1.0": {**version, "batchSize": 2, "maxBatchDelay": 5}},
+    }
+    loaded = f"ner_model=ner_model_v1.0.mar,{LANE}=ner_model_v1.0.mar"
+    server = TorchServe(workdir, store, loaded, extra_config=f"models={json.dumps(models)}").start()
     yield server
     server.stop()
 
@@ -142,7 +147,13 @@ def test_zero_downtime_upgrade(versioned_server):
     assert {r[3] for r in before} == {"1.0"}
     assert {r[3] for r in after} == {"2.0"}
     listed = json.loads(manage(server, "--json", "list").stdout)
-    assert [(r["version"], r["default"], r["ready_workers"]) for r in listed] == [("2.0", True, 2)]
+    # The lane followed every step but the scale, with its own batching.
+    assert [(r["name"], r["version"], r["default"], r["ready_workers"], r["batch_size"]) for r in listed] == [
+        ("ner_model", "2.0", True, 2, 8),
+        (LANE, "2.0", True, 1, 2),
+    ]
+    lane_answer = requests.post(f"{server.inference}/predictions/{LANE}", json={"text": TEXTS[0]}, timeout=60)
+    assert lane_answer.status_code == 200 and lane_answer.headers["X-NER-Model-Version"] == "2.0"
     ready = manage(server, "ready", "ner_model")
     assert "2 READY" in ready.stdout
     # The closing note of the upgrade issue quotes these numbers.
@@ -182,9 +193,9 @@ def run_script(name, env, *args, timeout=600):
     )
 
 
-def served_versions(management):
+def served_versions(management, model="ner_model"):
     return {
-        entry["modelVersion"]: entry for entry in requests.get(f"{management}/models/ner_model/all", timeout=30).json()
+        entry["modelVersion"]: entry for entry in requests.get(f"{management}/models/{model}/all", timeout=30).json()
     }
 
 
@@ -232,8 +243,9 @@ def test_the_upgraded_version_survives_a_restart(tmp_path, classic_checkpoint, j
         )
         manage_here("set-default", "ner_model", "2.0")
         manage_here("unregister", "ner_model", "1.0", "--drain-seconds", "0")
-        recorded = json.loads(state_file.read_text())["models"]["ner_model"]
-        assert recorded["default"] == "2.0" and list(recorded["versions"]) == ["2.0"]
+        for model in ("ner_model", LANE):
+            recorded = json.loads(state_file.read_text())["models"][model]
+            assert recorded["default"] == "2.0" and list(recorded["versions"]) == ["2.0"], model
 
         stopped = run_script("stop.sh", env, timeout=120)
         assert "TorchServe stopped" in stopped.stdout
@@ -246,6 +258,13 @@ def test_the_upgraded_version_survives_a_restart(tmp_path, classic_checkpoint, j
         versions = served_versions(management)
         assert list(versions) == ["2.0"]
         assert (versions["2.0"]["batchSize"], versions["2.0"]["maxBatchDelay"]) == (4, 5)
+        lane = served_versions(management, LANE)
+        lane_config = json.loads(read_properties(ROOT / "config.properties")["models"])[LANE]["1.0"]
+        assert list(lane) == ["2.0"]  # the lane followed, keeping the batching config.properties gives it
+        assert (lane["2.0"]["batchSize"], lane["2.0"]["maxBatchDelay"]) == (
+            lane_config["batchSize"],
+            lane_config["maxBatchDelay"],
+        )
         gone = requests.post(f"{inference}/predictions/ner_model/1.0", json={"text": TEXTS[0]}, timeout=60)
         assert gone.status_code == 404
 

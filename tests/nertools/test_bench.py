@@ -14,6 +14,8 @@ from nertools.bench import (
     build_workload,
     forward_inputs,
     handler_f1,
+    latency_mix,
+    latency_rows,
     load_handler,
     markdown_table,
     percentile,
@@ -69,3 +71,20 @@ def test_the_workload_and_the_accuracy_row_use_the_demo_model_package(tiny_check
     texts = build_workload(seed=7, sentences=5, documents=1)
     assert len(texts) == 6 and sum("\n\n" in text for text in texts) == 1
     assert 0.0 <= handler_f1(load_handler(tiny_checkpoint)) <= 1.0
+
+
+def test_the_latency_mix_puts_one_document_of_the_asked_length_in_every_n_requests():
+    mix = latency_mix(seed=3, requests=60, every=20, document_chars=5000)
+    kinds = [kind for kind, _ in mix]
+    assert [i for i, kind in enumerate(kinds) if kind == "document"] == [19, 39, 59]
+    documents = [text for kind, text in mix if kind == "document"]
+    assert all(4900 <= len(text) <= 5000 and "\n\n" in text for text in documents)
+    assert all(len(text) < 400 for kind, text in mix if kind == "short")
+    assert mix == latency_mix(seed=3, requests=60, every=20, document_chars=5000)  # reproducible
+
+
+def test_latency_rows_give_percentiles_per_kind_and_the_short_tail_ratio():
+    rows = latency_rows({"short": [10.0] * 98 + [50.0, 90.0], "document": [400.0]}, {"document": 1}, 2.0)
+    assert rows["kinds"]["short"] == {"requests": 100, "errors": 0, "p50_ms": 10.0, "p95_ms": 10.0, "p99_ms": 50.4}
+    assert rows["kinds"]["document"]["errors"] == 1 and rows["kinds"]["document"]["p50_ms"] == 400.0
+    assert rows["short_p99_over_p50"] == 5.04 and rows["seconds"] == 2.0

@@ -110,7 +110,7 @@ def test_the_server_config_listens_everywhere_in_the_container_and_keeps_the_mod
     for key, value in SERVER_OVERRIDES.items():
         assert config[key] == value
     assert config["models"] == parse_properties(project)["models"]
-    assert config["load_models"] == "ner_model=ner_model.mar"
+    assert config["load_models"] == "ner_model=ner_model.mar,ner_model_documents=ner_model.mar"
 
 
 def test_the_engine_is_the_first_that_works_and_a_docker_client_without_daemon_does_not_count():

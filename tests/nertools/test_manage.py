@@ -85,12 +85,16 @@ def write_mar(path: Path, model: dict[str, Any]) -> Path:
 
 
 class RecordingAdmin:
-    """Stands in for TorchServeAdmin: records management calls, answers like TorchServe's register."""
+    """Stands in for TorchServeAdmin: records the calls that change something, answers like TorchServe's register;
+    ``described`` are the GET answers (by default no model is registered)."""
 
-    def __init__(self) -> None:
+    def __init__(self, described: dict[str, Any] | None = None) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.described = {"/models": {"models": []}, **(described or {})}
 
     def manage(self, method: str, path: str, ok: tuple[int, ...] = (200,), **params: Any) -> Any:
+        if method == "GET":
+            return self.described[path]
         self.calls.append((method, path, params))
         return {"status": "registered"}
 
@@ -114,6 +118,35 @@ def test_an_explicit_name_wins_and_a_nameless_manifest_gives_ner_model(tmp_path)
     nameless = write_mar(tmp_path / "b.mar", {"modelVersion": "1.0"})
     cmd_register(admin, register_args(nameless))
     assert [params["model_name"] for _, _, params in admin.calls] == ["mine", "ner_model"]
+
+
+def test_register_also_registers_the_document_lane_with_the_lanes_own_batching(tmp_path):
+    lane_default = {
+        "modelName": "ner_model_documents",
+        "modelVersion": "1.0",
+        "modelUrl": "ner_model.mar",
+        "batchSize": 4,
+        "maxBatchDelay": 3,
+        "minWorkers": 2,
+        "maxWorkers": 2,
+        "responseTimeout": 400,
+        "workers": [],
+    }
+    admin = RecordingAdmin(
+        {
+            "/models": {"models": [{"modelName": "ner_model"}, {"modelName": "ner_model_documents"}]},
+            "/models/ner_model_documents": [lane_default],
+        }
+    )
+    mar = write_mar(tmp_path / "ner_model_v2.0.mar", {"modelName": "ner_model", "modelVersion": "2.0"})
+    _, message = cmd_register(admin, register_args(mar, "--batch-size", "16", "--workers", "1"))
+    registered = [
+        (params["model_name"], params["batch_size"], params["max_batch_delay"], params["initial_workers"])
+        for _, _, params in admin.calls
+    ]
+    assert registered == [("ner_model", 16, 1, 1), ("ner_model_documents", 4, 3, 2)]
+    assert {params["url"] for _, _, params in admin.calls} == {"ner_model_v2.0.mar"}
+    assert "also registered as ner_model_documents (batch 4, 2 worker(s))" in message
 
 
 def test_an_archive_that_is_not_a_local_file_is_named_by_torchserve_from_its_manifest():

@@ -6,6 +6,8 @@ import sys
 
 import nertools.ready
 from nertools.ready import main, management_from_config, pid_alive, ready_workers
+from nertools.torchserve import loaded_models
+from tests.support.json_server import json_server
 
 
 def test_pid_alive_follows_the_process(tmp_path):
@@ -52,3 +54,25 @@ def test_the_management_address_comes_from_the_config(tmp_path):
 def test_an_unreadable_config_is_an_error_not_a_traceback(tmp_path, capsys):
     assert main(["--config", str(tmp_path / "absent.properties")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_loaded_models_are_the_names_load_models_starts_with():
+    assert loaded_models({"load_models": "ner_model=a.mar, ner_model_documents=a.mar"}) == [
+        "ner_model",
+        "ner_model_documents",
+    ]
+    assert loaded_models({"load_models": "all"}) == [] and loaded_models({}) == []
+
+
+def test_waiting_for_the_loaded_models_waits_for_each_of_them(tmp_path, capsys):
+    config = tmp_path / "config.properties"
+    described = {"/models/ner_model": (200, [{"workers": [{"status": "READY"}]}])}
+
+    def route(path: str):
+        return described.get(path, (404, {"code": 404, "message": "Model not found"}))
+
+    with json_server(route) as url:
+        config.write_text(f"management_address={url}\nload_models=ner_model=a.mar,ner_model_documents=a.mar\n")
+        assert main(["--config", str(config), "--model", "ner_model"]) == 0
+        assert main(["--config", str(config), "--loaded-models"]) == 1
+    assert "ner_model_documents: no READY worker" in capsys.readouterr().err

@@ -73,7 +73,8 @@ class FakeTorchServe:
 
     ``script(text, attempt)`` may return (status, body) to answer differently, e.g. a 507 on the first attempt.
     ``delays`` maps a word to seconds: a text containing the word is answered that much later (work simulated
-    inside the fake, not a wait in a test).
+    inside the fake, not a wait in a test). ``models`` are the model names it serves predictions under (add the
+    document lane to serve it); ``served_by`` records the model of each call, in order.
     """
 
     def __init__(self) -> None:
@@ -87,6 +88,8 @@ class FakeTorchServe:
         self.script: Callable[[str, int], tuple[int, Any] | None] | None = None
         self.workers: list[dict[str, Any]] = [{"id": "9000", "status": "READY"}]
         self.bodies: list[tuple[bytes, str | None]] = []
+        self.models = {"ner_model"}
+        self.served_by: list[str] = []
 
     def transport(self) -> httpx2.MockTransport:
         return httpx2.MockTransport(self)
@@ -94,10 +97,12 @@ class FakeTorchServe:
     async def __call__(self, request: httpx2.Request) -> httpx2.Response:
         if request.method == "GET" and request.url.path == "/models/ner_model":
             return httpx2.Response(200, json=[{"modelName": "ner_model", "workers": self.workers}])
-        if request.url.path != "/predictions/ner_model":
+        model = request.url.path.removeprefix("/predictions/")
+        if not request.url.path.startswith("/predictions/") or model not in self.models:
             return httpx2.Response(
                 404, json={"code": 404, "type": "ModelNotFoundException", "message": "Model not found"}
             )
+        self.served_by.append(model)
         content = request.content
         self.bodies.append((content, request.headers.get("content-type")))
         payload = (
