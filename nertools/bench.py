@@ -97,10 +97,16 @@ def add_ratios(rows: list[dict[str, Any]], baseline: str = BASELINE) -> list[dic
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        "| method | clients | texts/s | vs HF pipeline bs32 | p50 ms | p95 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | clients | texts/s | vs HF pipeline bs32 | p50 ms | p95 ms | p99 ms | errors "
+        "| core-ms per text: client / frontend / workers / gateway |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        cpu = (
+            " / ".join(f"{r[f'{role}_core_ms']:.2f}" for role in ("client", "frontend", "workers", "gateway"))
+            if "client_core_ms" in r
+            else "-"
+        )
         cells = [
             r["name"],
             r["concurrency"] or "-",
@@ -110,6 +116,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             r["p95_ms"] if r["p95_ms"] is not None else "-",
             r["p99_ms"] if r["p99_ms"] is not None else "-",
             r["errors"],
+            cpu,
         ]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
@@ -129,6 +136,21 @@ def build_workload(seed: int, sentences: int, documents: int) -> list[str]:
         paragraphs = [" ".join(body[i : i + 5]) for i in range(0, len(body), 5)]
         texts.append("\n\n".join(paragraphs))
     rng.shuffle(texts)
+    return texts
+
+
+def short_workload(seed: int, count: int) -> list[str]:
+    """``count`` distinct short sentences from the project's generator (no documents): the workload most users
+    send. Distinct, so repeated rounds never send a text twice."""
+    from demo_model.corpus import generate_corpus
+
+    unique: dict[str, None] = {}
+    size = count
+    while len(unique) < count:
+        size *= 2
+        unique = dict.fromkeys(example.text for example in generate_corpus(size, seed=seed))
+    texts = list(unique)[:count]
+    random.Random(seed).shuffle(texts)
     return texts
 
 
@@ -349,11 +371,14 @@ async def bench_rest(url: str, texts: list[str], concurrency: int, name: str = "
                 errors += response.status_code != 200
 
         await client.post(url, json={"text": SHORT_SENTENCE})  # connection + warm path
+        server_before = server_cpu_seconds()
         started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        server_after = server_cpu_seconds()
     row = result_row(name, "served", len(texts), seconds, latencies, concurrency, errors)
     row["client_cpu_share"] = round(cpu / seconds, 3)  # the load generator shares the machine's cores
+    row.update(cpu_per_request(server_before, server_after, cpu, len(texts)))
     return row
 
 
@@ -382,12 +407,47 @@ async def bench_websocket(url: str, texts: list[str], concurrency: int, token: s
                 latencies.append((time.perf_counter() - started) * 1000)
                 errors += "error" in reply
 
+    server_before = server_cpu_seconds()
     started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(connection() for _ in range(concurrency)))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    server_after = server_cpu_seconds()
     row = result_row("gateway_websocket", "served", len(texts), seconds, latencies, concurrency, errors)
     row["client_cpu_share"] = round(cpu / seconds, 3)
+    row.update(cpu_per_request(server_before, server_after, cpu, len(texts)))
     return row
+
+
+def process_role(cmdline: str) -> str | None:
+    """Which part of the served path a process is, from its command line (None: not one of ours)."""
+    if "model_service_worker" in cmdline:
+        return "workers"
+    if "org.pytorch.serve.ModelServer" in cmdline:
+        return "frontend"
+    if "-m gateway" in cmdline:
+        return "gateway"
+    return None
+
+
+def server_cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by TorchServe's frontend, its workers and the gateway on this host."""
+    import psutil
+
+    totals = dict.fromkeys(("frontend", "workers", "gateway"), 0.0)
+    for process in psutil.process_iter(["cmdline", "cpu_times"]):
+        role = process_role(" ".join(process.info.get("cmdline") or []))
+        times = process.info.get("cpu_times")
+        if role is not None and times is not None:
+            totals[role] += times.user + times.system
+    return totals
+
+
+def cpu_per_request(
+    before: dict[str, float], after: dict[str, float], client_seconds: float, requests: int
+) -> dict[str, float]:
+    """Core-milliseconds per request of the load generator and of each server part over one served row."""
+    costs = {"client": client_seconds, **{role: after[role] - before[role] for role in before}}
+    return {f"{role}_core_ms": round(seconds * 1000 / requests, 3) for role, seconds in costs.items()}
 
 
 def worker_rss_mb() -> list[float]:
@@ -441,6 +501,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--gateway-ws", default=None, help="gateway WebSocket URL, e.g. ws://127.0.0.1:8000/ws/entities"
     )
     parser.add_argument("--gateway-token", default=None, help="gateway API key (Bearer)")
+    parser.add_argument(
+        "--workload",
+        choices=["mixed", "short"],
+        default="mixed",
+        help="mixed: short and medium sentences plus --documents multi-paragraph documents; short: sentences only, "
+        "each round's distinct [%(default)s]",
+    )
     parser.add_argument("--sentences", type=int, default=600, help="short/medium sentences [%(default)s]")
     parser.add_argument("--documents", type=int, default=4, help="long multi-paragraph documents [%(default)s]")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
@@ -488,7 +555,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from tqdm import tqdm
 
-    texts = build_workload(args.seed, args.sentences, args.documents)
+    if args.workload == "short":
+        served_texts = short_workload(args.seed, args.sentences * args.rounds)
+        texts = served_texts[: args.sentences]
+    else:
+        texts = build_workload(args.seed, args.sentences, args.documents)
+        served_texts = texts * args.rounds
     steps = ["pipeline bs32", "pipeline bs1", "raw ceiling", "handler", "single sentence", "accuracy"]
     steps += [f"rest c{c}" for c in args.concurrency]
     steps += [f"ws c{c}" for c in args.concurrency] if args.gateway_ws else []
@@ -536,7 +608,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         extra["handler_f1"] = handler_f1(handler)
         bar.update()
         del handler
-        served_texts = texts * args.rounds
         for concurrency in args.concurrency:
             step(f"rest c{concurrency}")
             rows.append(asyncio.run(bench_rest(args.url, served_texts, concurrency)))
@@ -563,7 +634,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model_dir": str(args.model_dir),
         "quantization": args.quantization,
         "texts": len(texts),
-        "documents": args.documents,
+        "workload": args.workload,
+        "documents": args.documents if args.workload == "mixed" else 0,
         "served_rounds": args.rounds,
         "mean_chars": round(statistics.mean(len(t) for t in texts), 1),
         "rows": rows,

@@ -14,12 +14,15 @@ from nertools.bench import (
     build_workload,
     forward_inputs,
     handler_f1,
+    cpu_per_request,
     latency_mix,
     latency_rows,
     load_handler,
     markdown_table,
     percentile,
+    process_role,
     result_row,
+    short_workload,
     single_forward_latency,
 )
 
@@ -88,3 +91,34 @@ def test_latency_rows_give_percentiles_per_kind_and_the_short_tail_ratio():
     assert rows["kinds"]["short"] == {"requests": 100, "errors": 0, "p50_ms": 10.0, "p95_ms": 10.0, "p99_ms": 50.4}
     assert rows["kinds"]["document"]["errors"] == 1 and rows["kinds"]["document"]["p50_ms"] == 400.0
     assert rows["short_p99_over_p50"] == 5.04 and rows["seconds"] == 2.0
+
+
+def test_the_short_workload_is_distinct_sentences_without_documents():
+    texts = short_workload(seed=5, count=300)
+    assert len(texts) == len(set(texts)) == 300
+    assert not any("\n\n" in text for text in texts) and max(len(text) for text in texts) < 400
+    assert texts == short_workload(seed=5, count=300)
+
+
+@pytest.mark.parametrize(
+    "cmdline, role",
+    [
+        ("java -Dmodel_server_home=x -cp .:/ts/* org.pytorch.serve.ModelServer", "frontend"),
+        ("python3 /ts/model_service_worker.py --sock-type unix --sock-name /tmp/.ts.sock.9000", "workers"),
+        ("/work/.venv/bin/python -m gateway", "gateway"),
+        ("/usr/bin/python3 scripts/bench.py", None),
+    ],
+)
+def test_processes_are_told_apart_by_their_command_line(cmdline, role):
+    assert process_role(cmdline) == role
+
+
+def test_cpu_per_request_is_each_parts_core_ms_over_the_row():
+    before = {"frontend": 10.0, "workers": 100.0, "gateway": 1.0}
+    after = {"frontend": 10.5, "workers": 103.0, "gateway": 1.0}
+    assert cpu_per_request(before, after, client_seconds=0.2, requests=500) == {
+        "client_core_ms": 0.4,
+        "frontend_core_ms": 1.0,
+        "workers_core_ms": 6.0,
+        "gateway_core_ms": 0.0,
+    }
