@@ -37,6 +37,7 @@ from typing import Any
 
 import httpx2
 
+from gateway.coalescing import Coalescer
 from gateway.errors import GatewayError, Unavailable
 from gateway.settings import GatewaySettings
 from nerserve.protocol import RESPONSE_HEADERS, document_lane
@@ -138,6 +139,12 @@ class TorchServeClient:
         self.model_lane = self._lane(settings.model_name)
         self.document_lane = self._lane(document_lane(settings.model_name)) if settings.document_bytes else None
         self._document_lane_missing_until = 0.0
+        self._coalescer = Coalescer(
+            self._predict_json_now,
+            settings.coalesce_max_texts,
+            min(settings.coalesce_max_bytes, settings.document_bytes or settings.coalesce_max_bytes),
+            settings.coalesce_groups,
+        )
         self._describe_url = f"{settings.management_url}/models/{settings.model_name}"
         self._random = random.Random()
 
@@ -210,6 +217,11 @@ class TorchServeClient:
             await asyncio.sleep(delay)
 
     async def predict_json(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """One text's answer (a WebSocket message, an SSE chunk), sent with the other texts waiting at the same
+        moment as one multi-text request (``gateway.coalescing``)."""
+        return await self._coalescer.predict(payload)
+
+    async def _predict_json_now(self, payload: dict[str, Any]) -> dict[str, Any]:
         content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         prediction = await self.predict(content, "application/json")
         return prediction.json()

@@ -25,11 +25,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from nertools.handler_module import load_handler_module
 from nertools.paths import CHECKPOINT_DIR, MODEL_CONFIG, ROOT
 
 BASELINE = "hf_pipeline_bs32"
+DEFAULT_INFERENCE = "http://127.0.0.1:8080"
 SHORT_SENTENCE = "Angela Merkel met Tim Cook in Berlin."
 RESULT_KEYS = (
     "name",
@@ -348,6 +350,7 @@ def _forward_latency(handler: Any, runs: int) -> list[float]:
 
 
 async def bench_rest(url: str, texts: list[str], concurrency: int, name: str = "torchserve_rest") -> dict[str, Any]:
+    """``concurrency`` REST clients posting ``texts`` to ``url`` (a TorchServe on this host, for the CPU figures)."""
     import httpx2
 
     queue: asyncio.Queue[str] = asyncio.Queue()
@@ -371,19 +374,22 @@ async def bench_rest(url: str, texts: list[str], concurrency: int, name: str = "
                 errors += response.status_code != 200
 
         await client.post(url, json={"text": SHORT_SENTENCE})  # connection + warm path
-        server_before = server_cpu_seconds()
+        server_before = server_cpu_seconds(url)
         started, cpu_started = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-        server_after = server_cpu_seconds()
+        server_after = server_cpu_seconds(url)
     row = result_row(name, "served", len(texts), seconds, latencies, concurrency, errors)
     row["client_cpu_share"] = round(cpu / seconds, 3)  # the load generator shares the machine's cores
     row.update(cpu_per_request(server_before, server_after, cpu, len(texts)))
     return row
 
 
-async def bench_websocket(url: str, texts: list[str], concurrency: int, token: str | None) -> dict[str, Any]:
-    """`concurrency` WebSocket connections, each with one message in flight at a time."""
+async def bench_websocket(
+    url: str, texts: list[str], concurrency: int, token: str | None, inference_url: str = DEFAULT_INFERENCE
+) -> dict[str, Any]:
+    """`concurrency` WebSocket connections, each with one message in flight at a time (through the gateway at
+    ``url``, in front of the TorchServe at ``inference_url``)."""
     import websockets
 
     queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue()
@@ -407,11 +413,12 @@ async def bench_websocket(url: str, texts: list[str], concurrency: int, token: s
                 latencies.append((time.perf_counter() - started) * 1000)
                 errors += "error" in reply
 
-    server_before = server_cpu_seconds()
+    gateway_url = url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
+    server_before = server_cpu_seconds(inference_url, gateway_url)
     started, cpu_started = time.perf_counter(), time.process_time()
     await asyncio.gather(*(connection() for _ in range(concurrency)))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    server_after = server_cpu_seconds()
+    server_after = server_cpu_seconds(inference_url, gateway_url)
     row = result_row("gateway_websocket", "served", len(texts), seconds, latencies, concurrency, errors)
     row["client_cpu_share"] = round(cpu / seconds, 3)
     row.update(cpu_per_request(server_before, server_after, cpu, len(texts)))
@@ -429,15 +436,44 @@ def process_role(cmdline: str) -> str | None:
     return None
 
 
-def server_cpu_seconds() -> dict[str, float]:
-    """CPU seconds (user + system) used so far by TorchServe's frontend, its workers and the gateway on this host."""
+def inference_of(predict_url: str) -> str:
+    """The inference API's base URL of a predictions URL."""
+    parts = urlsplit(predict_url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def listening_process(url: str) -> Any:
+    """The process listening on ``url``'s port on this host (a psutil.Process), or None."""
+    import psutil
+
+    port = urlsplit(url).port
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
+            return psutil.Process(connection.pid)
+    return None
+
+
+def server_cpu_seconds(inference_url: str, gateway_url: str | None = None) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the TorchServe listening at ``inference_url`` (its Java frontend,
+    and its workers, the frontend's children) and by the gateway at ``gateway_url``: other servers on the host
+    (a test run's) are not counted."""
     import psutil
 
     totals = dict.fromkeys(("frontend", "workers", "gateway"), 0.0)
-    for process in psutil.process_iter(["cmdline", "cpu_times"]):
-        role = process_role(" ".join(process.info.get("cmdline") or []))
-        times = process.info.get("cpu_times")
-        if role is not None and times is not None:
+    parts: list[tuple[str, Any]] = []
+    frontend = listening_process(inference_url)
+    if frontend is not None:
+        parts.append(("frontend", frontend))
+        parts += [("workers", child) for child in frontend.children(recursive=True)]
+    gateway = listening_process(gateway_url) if gateway_url else None
+    if gateway is not None:
+        parts.append(("gateway", gateway))
+    for role, process in parts:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:  # gone meanwhile
+            continue
+        if process_role(" ".join(process.cmdline())) == role:
             totals[role] += times.user + times.system
     return totals
 
@@ -616,7 +652,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             for concurrency in args.concurrency:
                 step(f"ws c{concurrency}")
                 rows.append(
-                    asyncio.run(bench_websocket(args.gateway_ws, served_texts, concurrency, args.gateway_token))
+                    asyncio.run(
+                        bench_websocket(
+                            args.gateway_ws, served_texts, concurrency, args.gateway_token, inference_of(args.url)
+                        )
+                    )
                 )
                 bar.update()
     add_ratios(rows)

@@ -34,6 +34,7 @@ from nerserve.protocol import (
     OutputFormat,
     error_body,
     json_type_name,
+    v1_instance_where,
     v1_response,
     v2_response,
 )
@@ -124,7 +125,7 @@ def _v1_text(instance: Any) -> Any:
 
 
 def _v1_instance(index: int, instance: Any, settings: HandlerSettings) -> TextSlot:
-    where = f"instances[{index}]"
+    where = v1_instance_where(index)
     if isinstance(instance, str):
         return _in_slot(where, text_request, instance, settings.default_aggregation, settings.default_format, settings)
     if isinstance(instance, Mapping):
@@ -311,7 +312,7 @@ class BatchBodies:
 def slot_name(kind: BodyKind, offset: int) -> str | None:
     """How an error message names text ``offset`` of a request (None: a single-text request, the request itself)."""
     if kind is BodyKind.KSERVE_V1:
-        return f"instances[{offset}]"
+        return v1_instance_where(offset)
     if kind is BodyKind.KSERVE_V2:
         return f"inputs[0].data[{offset}]"
     return None

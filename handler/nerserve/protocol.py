@@ -153,6 +153,25 @@ def error_body(status: int, message: str, type_name: str | None = None) -> dict[
     return {"code": status, "type": type_name or error_type(status), "message": message}
 
 
+def error_fields_of(value: Any) -> tuple[int, str, str] | None:
+    """(status, type, message) when ``value`` is an ``error_body`` (a whole answer, or one text's result of a
+    multi-text answer), else None."""
+    if (
+        isinstance(value, dict)
+        and set(value) == {"code", "type", "message"}
+        and isinstance(value["code"], int)
+        and isinstance(value["type"], str)
+        and isinstance(value["message"], str)
+    ):
+        return value["code"], value["type"], value["message"]
+    return None
+
+
+def v1_instance_where(index: int) -> str:
+    """How an error message names the instance it is about: ``instances[3]: <message>``."""
+    return f"{V1_INSTANCES}[{index}]"
+
+
 def v1_response(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """KServe v1's response: one result (or ``error_body``) per instance, in order."""
     return {V1_PREDICTIONS: list(results)}

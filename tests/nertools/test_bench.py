@@ -14,6 +14,8 @@ from nertools.bench import (
     build_workload,
     forward_inputs,
     handler_f1,
+    inference_of,
+    listening_process,
     cpu_per_request,
     latency_mix,
     latency_rows,
@@ -122,3 +124,14 @@ def test_cpu_per_request_is_each_parts_core_ms_over_the_row():
         "workers_core_ms": 6.0,
         "gateway_core_ms": 0.0,
     }
+
+
+def test_the_measured_processes_are_the_ones_listening_on_the_urls_given():
+    import os
+
+    from tests.support.json_server import json_server
+
+    assert inference_of("http://127.0.0.1:8080/predictions/ner_model") == "http://127.0.0.1:8080"
+    with json_server(lambda path: (200, {})) as url:
+        assert listening_process(url).pid == os.getpid()
+    assert listening_process(url) is None  # nothing listens there any more

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx2
 
-from nerserve.protocol import BATCH_SIZE_HEADER, OTHER_SEGMENT
+from nerserve.protocol import BATCH_SIZE_HEADER, OTHER_SEGMENT, V1_INSTANCES, V1_PREDICTIONS
 
 CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
 
@@ -110,25 +110,34 @@ class FakeTorchServe:
             if request.headers.get("content-type") == "application/json"
             else {"text": content.decode()}
         )
-        text = payload["text"]
-        self.calls.append(payload)
-        self.attempts[text] = self.attempts.get(text, 0) + 1
+        multi = V1_INSTANCES in payload  # a KServe v1 body of several texts, as the gateway coalesces them
+        payloads = payload[V1_INSTANCES] if multi else [payload]
+        for one in payloads:
+            self.calls.append(one)
+            self.attempts[one["text"]] = self.attempts.get(one["text"], 0) + 1
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
         try:
-            delay = max([seconds for word, seconds in self.delays.items() if word in text], default=0.0)
+            texts = [one["text"] for one in payloads]
+            delay = max([seconds for word, seconds in self.delays.items() if any(word in t for t in texts)], default=0)
             await asyncio.sleep(delay or 0.001)
-            if self.script is not None:
-                scripted = self.script(text, self.attempts[text])
+            results: list[Any] = []
+            for one in payloads:
+                text = one["text"]
+                scripted = self.script(text, self.attempts[text]) if self.script is not None else None
                 if scripted is not None:
                     status, body = scripted
-                    return httpx2.Response(status, json=body) if body is not None else httpx2.Response(status)
-            if payload.get("format") == "segments":
-                answer = {"segments": fake_segments(text)}
-            else:
-                answer = {"entities": fake_entities(text)}
-            self.completed.append(text)
-            return httpx2.Response(200, json=answer, headers={BATCH_SIZE_HEADER: "1"})
+                    if not multi or status >= 500:  # TorchServe fails a whole request (its batch) with 5xx
+                        return httpx2.Response(status, json=body) if body is not None else httpx2.Response(status)
+                    results.append(body)
+                    continue
+                if one.get("format") == "segments":
+                    results.append({"segments": fake_segments(text)})
+                else:
+                    results.append({"entities": fake_entities(text)})
+                self.completed.append(text)
+            answer = {V1_PREDICTIONS: results} if multi else results[0]
+            return httpx2.Response(200, json=answer, headers={BATCH_SIZE_HEADER: str(len(payloads))})
         except asyncio.CancelledError:
             self.cancelled += 1
             raise

@@ -17,9 +17,12 @@ AUTH = MappingProxyType({"Authorization": f"Bearer {TOKEN}"})
 
 
 def make_settings(**overrides: Any) -> GatewaySettings:
-    """Settings with the test key and retries short enough for tests; no environment file is read."""
+    """Settings with the test key and retries short enough for tests; no environment file is read. Every text is
+    its own upstream request (coalesce_max_texts 1), as the tests of one text's path expect; the coalescing tests
+    turn it on."""
     values: dict[str, Any] = dict(
         api_keys={KEY_ID: SECRET},
+        coalesce_max_texts=1,
         retry_backoff_initial_s=0.01,
         retry_backoff_max_s=0.05,
         retry_deadline_s=2.0,
