@@ -112,7 +112,7 @@ class Coalescer:
                 )
             for index, (waiting, result) in enumerate(zip(group, predictions, strict=True)):
                 _resolve(waiting, index, result)
-        except Exception as error:  # noqa: BLE001 - every waiting caller gets the group's failure
+        except Exception as error:  # every waiting caller gets the group's failure
             failure = (
                 error
                 if isinstance(error, GatewayError)
@@ -147,7 +147,7 @@ def _resolve(waiting: _Waiting, index: int, result: Any) -> None:
 async def _settle(waiting: _Waiting, answer: Awaitable[dict[str, Any]]) -> None:
     try:
         result = await answer
-    except Exception as error:  # noqa: BLE001 - handed to the caller
+    except Exception as error:  # handed to the caller
         if not waiting.future.done():
             waiting.future.set_exception(error)
         return

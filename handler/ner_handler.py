@@ -27,6 +27,7 @@ from ts.torch_handler.base_handler import BaseHandler
 from model import BertTokenClassifier, quantize_int8_dynamic
 from nerserve.batch import PreparedBatch, build_responses, prepare_batch
 from nerserve.bodies import BatchBodies, Body, fail_requests, parse_body, piece_limit_errors
+from nerserve.memory import MemoryReleaser, padded_pieces
 from nerserve.protocol import BATCH_SIZE_HEADER, MODEL_VERSION_HEADER, OTHER_SEGMENT
 from nerserve.requests import NerRequest, RequestError, internal_error
 from nerserve.safe_logging import log_failure
@@ -47,6 +48,7 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
     tokenizer: PreTrainedTokenizerFast
     model: torch.nn.Module
     device: torch.device
+    memory: MemoryReleaser
 
     def __init__(self) -> None:
         super().__init__()
@@ -71,6 +73,7 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
             torch.set_num_threads(settings.torch_threads)
         classifier = BertTokenClassifier.from_checkpoint(model_dir)
         self.settings = settings.with_model_limit(classifier.config.max_position_embeddings)
+        self.memory = MemoryReleaser(self.settings.release_memory_after_pieces)
         self.tokenizer = load_tokenizer(model_dir, self.settings.max_length)
         check_vocabulary(self.tokenizer, classifier.config.vocab_size)
         self.id2label = dict(classifier.id2label)
@@ -134,6 +137,13 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
             (inferred - prepared) * 1000,
             (done - inferred) * 1000,
         )
+        # Drop the batch's buffers now, not when handle() returns, so that a release after a big batch hands them
+        # back to the OS (docs/PERFORMANCE.md, "Memory").
+        pieces = padded_pieces(forward.input_ids for forward in batch.passes)
+        del batch, logits, text_results
+        released = self.memory.after_batch(pieces)
+        if released is not None:
+            logger.debug("released freed memory after %d padded word pieces in %.1f ms", pieces, released * 1000)
         return responses
 
     def preprocess(self, data: list[dict[str, Any]], content_types: list[str | None] | None = None) -> PreparedBatch:

@@ -7,6 +7,7 @@ import enum
 from collections.abc import Mapping
 from typing import Any
 
+from nerserve.memory import DEFAULT_RELEASE_MEMORY_AFTER_PIECES
 from nerserve.protocol import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_REQUEST_CHARS,
@@ -55,6 +56,9 @@ class HandlerSettings:
     quantization: "int8_dynamic" runs the Linear layers in int8 on CPU (faster, slightly different scores).
     torch_threads: intra-op threads of this worker's CPU forward passes; 0 keeps torch's default (one per core).
         How to choose it with the worker count: docs/PERFORMANCE.md.
+    release_memory_after_pieces: after a batch of more than this many padded word pieces the worker hands its
+        freed memory back to the OS (glibc malloc_trim), so its RSS returns near its baseline; 0 never does.
+        Measurements: docs/PERFORMANCE.md, "Memory".
     """
 
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
@@ -70,6 +74,7 @@ class HandlerSettings:
     default_format: OutputFormat = OutputFormat.ENTITIES
     quantization: Quantization = Quantization.NONE
     torch_threads: int = 0
+    release_memory_after_pieces: int = DEFAULT_RELEASE_MEMORY_AFTER_PIECES
 
     def __post_init__(self) -> None:
         if self.max_text_chars < 1:
@@ -99,6 +104,10 @@ class HandlerSettings:
             )
         if self.torch_threads < 0:
             raise ValueError(f"handler.torch_threads must be >= 0 (0: torch's default), got {self.torch_threads}")
+        if self.release_memory_after_pieces < 0:
+            raise ValueError(
+                f"handler.release_memory_after_pieces must be >= 0 (0: never), got {self.release_memory_after_pieces}"
+            )
         if self.tokens_per_forward < self.max_length:
             raise ValueError(
                 f"handler.tokens_per_forward ({self.tokens_per_forward}) must hold at least one full window "
@@ -136,6 +145,7 @@ class HandlerSettings:
             "window_overlap",
             "tokens_per_forward",
             "torch_threads",
+            "release_memory_after_pieces",
         ):
             if name in values and (not isinstance(values[name], int) or isinstance(values[name], bool)):
                 raise ValueError(f"handler.{name} must be an integer, got {values[name]!r}")
