@@ -49,6 +49,19 @@ class LiveGateway:
         assert not self.thread.is_alive(), f"uvicorn did not stop in {timeout} s"
 
 
+def gateway_environment(server: Any, token: str, **settings: str) -> dict[str, str]:
+    """The environment of a ``python -m gateway`` in front of a test TorchServe (``server``), accepting the API key
+    ``token`` ("id.secret"); ``settings`` add ``NER_GATEWAY_<NAME>`` variables (``stream_chunk_chars="120"``)."""
+    key_id, secret = token.split(".", 1)
+    environment = {
+        "NER_GATEWAY_INFERENCE_URL": server.inference,
+        "NER_GATEWAY_MANAGEMENT_URL": server.management,
+        "NER_GATEWAY_API_KEYS": f"{key_id}:{secret}",
+    }
+    environment.update({f"NER_GATEWAY_{name.upper()}": value for name, value in settings.items()})
+    return environment
+
+
 class GatewayProcess:
     """``python -m gateway`` configured by environment variables only, as scripts/gateway.sh runs it."""
 

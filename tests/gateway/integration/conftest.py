@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from tests.support.live_gateway import GatewayProcess
+from tests.support.live_gateway import GatewayProcess, gateway_environment
 
 
 @pytest.fixture(scope="session")
@@ -16,16 +16,14 @@ def gateway_token() -> str:
 
 @pytest.fixture(scope="session")
 def gateway(tiny_server, tiny_checkpoint, gateway_token, tmp_path_factory):
-    key_id, secret = gateway_token.split(".", 1)
     process = GatewayProcess(
         tmp_path_factory.mktemp("gateway"),
-        {
-            "NER_GATEWAY_INFERENCE_URL": tiny_server.inference,
-            "NER_GATEWAY_MANAGEMENT_URL": tiny_server.management,
-            "NER_GATEWAY_API_KEYS": f"{key_id}:{secret}",
-            "NER_GATEWAY_MODEL_DIR": str(tiny_checkpoint),
-            "NER_GATEWAY_STREAM_CHUNK_CHARS": "120",
-        },
+        gateway_environment(
+            tiny_server,
+            gateway_token,
+            model_dir=str(tiny_checkpoint),
+            stream_chunk_chars="120",
+        ),
     ).start()
     yield process
     process.stop()

@@ -8,7 +8,7 @@ import httpx2
 import pytest
 
 from nerserve.protocol import DEFAULT_DOCUMENT_BYTES, document_lane
-from tests.support.live_gateway import GatewayProcess
+from tests.support.live_gateway import GatewayProcess, gateway_environment
 from tests.support.prometheus_text import scrape, value
 
 LANE = document_lane("ner_model")
@@ -35,15 +35,13 @@ def lane(tiny_server):
 def test_a_document_is_served_by_the_document_lane_and_a_sentence_by_the_model(
     lane, tiny_server, gateway_token, tiny_checkpoint, tmp_path
 ):
-    key_id, secret = gateway_token.split(".", 1)
     gateway = GatewayProcess(
         tmp_path,
-        {
-            "NER_GATEWAY_INFERENCE_URL": tiny_server.inference,
-            "NER_GATEWAY_MANAGEMENT_URL": tiny_server.management,
-            "NER_GATEWAY_API_KEYS": f"{key_id}:{secret}",
-            "NER_GATEWAY_MODEL_DIR": str(tiny_checkpoint),
-        },
+        gateway_environment(
+            tiny_server,
+            gateway_token,
+            model_dir=str(tiny_checkpoint),
+        ),
     ).start()
     try:
         before = {model: served(tiny_server, model) for model in ("ner_model", lane)}

@@ -17,7 +17,7 @@ import httpx2
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.support.live_gateway import GatewayProcess
+from tests.support.live_gateway import GatewayProcess, gateway_environment
 
 pytestmark = pytest.mark.integration
 
@@ -98,15 +98,13 @@ def head_trickler(port: int, stop: threading.Event, closed_after: list[float]) -
 
 
 def test_slow_heads_are_closed_by_the_deadline_while_others_are_served(tmp_path, tiny_server, gateway_token):
-    key_id, secret = gateway_token.split(".", 1)
     process = GatewayProcess(
         tmp_path,
-        {
-            "NER_GATEWAY_INFERENCE_URL": tiny_server.inference,
-            "NER_GATEWAY_MANAGEMENT_URL": tiny_server.management,
-            "NER_GATEWAY_API_KEYS": f"{key_id}:{secret}",
-            "NER_GATEWAY_HEADER_TIMEOUT_S": "2",
-        },
+        gateway_environment(
+            tiny_server,
+            gateway_token,
+            header_timeout_s="2",
+        ),
     ).start()
     stop = threading.Event()
     closed_after: list[float] = []
@@ -140,12 +138,11 @@ def test_a_key_in_urls_never_reaches_the_log(tmp_path, tiny_server, gateway_toke
     key_id, secret = gateway_token.split(".", 1)
     process = GatewayProcess(
         tmp_path,
-        {
-            "NER_GATEWAY_INFERENCE_URL": tiny_server.inference,
-            "NER_GATEWAY_MANAGEMENT_URL": tiny_server.management,
-            "NER_GATEWAY_API_KEYS": f"{key_id}:{secret}",
-            "NER_GATEWAY_LOG_LEVEL": "debug",
-        },
+        gateway_environment(
+            tiny_server,
+            gateway_token,
+            log_level="debug",
+        ),
     ).start()
     try:
         with httpx2.Client(base_url=process.url, timeout=30, trust_env=False) as http:

@@ -23,7 +23,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.support.live_gateway import GatewayProcess
+from tests.support.live_gateway import GatewayProcess, gateway_environment
 from tests.support.polling import wait_until
 from tests.support.prometheus_text import scrape, value
 
@@ -176,21 +176,19 @@ def test_sse_clients_leaving_mid_stream_under_load_cost_nobody_else_and_leak_no_
 
 
 def test_streams_abandoned_with_chunks_in_flight_give_their_upstream_slot_back(tmp_path, tiny_server, gateway_token):
-    key_id, secret = gateway_token.split(".", 1)
     process = GatewayProcess(
         tmp_path,
-        {
-            "NER_GATEWAY_INFERENCE_URL": tiny_server.inference,
-            "NER_GATEWAY_MANAGEMENT_URL": tiny_server.management,
-            "NER_GATEWAY_API_KEYS": f"{key_id}:{secret}",
-            "NER_GATEWAY_STREAM_CHUNK_CHARS": "120",
+        gateway_environment(
+            tiny_server,
+            gateway_token,
+            stream_chunk_chars="120",
             # One request in flight to TorchServe, one coalesced group at a time: each stream's 4 chunks hold them
             # or queue for them when their client leaves. One not given back would leave none, and every later
             # text would wait for ever or the retry deadline and get 503.
-            "NER_GATEWAY_UPSTREAM_CONCURRENCY": "1",
-            "NER_GATEWAY_COALESCE_GROUPS": "1",
-            "NER_GATEWAY_RETRY_DEADLINE_S": "10",
-        },
+            upstream_concurrency="1",
+            coalesce_groups="1",
+            retry_deadline_s="10",
+        ),
     ).start()
     auth = {"Authorization": f"Bearer {gateway_token}"}
 
