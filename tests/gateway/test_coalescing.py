@@ -54,6 +54,15 @@ class Upstream:
         return {"predictions": [self.answer(one, i) for i, one in enumerate(payload["instances"])]}
 
 
+async def one_in_flight(upstream: Upstream, max_texts: int = 32, max_bytes: int = 16384) -> tuple[Coalescer, Any]:
+    """A coalescer with one group slot, taken by a request for "first" that ``upstream`` holds until released."""
+    upstream.release.clear()
+    coalescer = Coalescer(upstream, max_texts=max_texts, max_bytes=max_bytes, groups=1)
+    first = asyncio.create_task(coalescer.predict({"text": "first"}))
+    await wait_until_async(lambda: upstream.in_flight == 1, 5, "the first request upstream")
+    return coalescer, first
+
+
 async def test_a_lone_text_is_sent_at_once_and_alone():
     upstream = Upstream()
     coalescer = Coalescer(upstream, max_texts=32, max_bytes=16384, groups=2)
@@ -63,10 +72,7 @@ async def test_a_lone_text_is_sent_at_once_and_alone():
 
 async def test_texts_waiting_while_the_groups_are_busy_share_one_request_and_each_gets_its_own_answer():
     upstream = Upstream()
-    upstream.release.clear()
-    coalescer = Coalescer(upstream, max_texts=32, max_bytes=16384, groups=1)
-    first = asyncio.create_task(coalescer.predict({"text": "first"}))
-    await wait_until_async(lambda: upstream.in_flight == 1, 5, "the first request upstream")
+    coalescer, first = await one_in_flight(upstream)
     texts = [f"text {i}" for i in range(5)]
     waiting = [asyncio.create_task(coalescer.predict({"text": t, "format": "entities"})) for t in texts]
     await asyncio.sleep(0.01)
@@ -80,10 +86,7 @@ async def test_texts_waiting_while_the_groups_are_busy_share_one_request_and_eac
 
 async def test_a_per_text_error_goes_to_its_own_caller_as_if_sent_alone():
     upstream = Upstream(refuse=("bad",))
-    upstream.release.clear()
-    coalescer = Coalescer(upstream, max_texts=32, max_bytes=16384, groups=1)
-    blocker = asyncio.create_task(coalescer.predict({"text": "first"}))
-    await wait_until_async(lambda: upstream.in_flight == 1, 5, "the first request upstream")
+    coalescer, blocker = await one_in_flight(upstream)
     good = asyncio.create_task(coalescer.predict({"text": "good"}))
     bad = asyncio.create_task(coalescer.predict({"text": "bad"}))
     await asyncio.sleep(0.01)
@@ -106,10 +109,8 @@ async def test_a_per_text_error_goes_to_its_own_caller_as_if_sent_alone():
 )
 async def test_groups_hold_at_most_max_texts_and_max_bytes(max_texts, max_bytes, groups):
     upstream = Upstream()
-    upstream.release.clear()
-    coalescer = Coalescer(upstream, max_texts=max_texts, max_bytes=max_bytes, groups=1)
-    tasks = [asyncio.create_task(coalescer.predict({"text": "first"}))]
-    await wait_until_async(lambda: upstream.in_flight == 1, 5, "the first request upstream")
+    coalescer, first = await one_in_flight(upstream, max_texts=max_texts, max_bytes=max_bytes)
+    tasks = [first]
     tasks += [asyncio.create_task(coalescer.predict({"text": f"texts {i}"})) for i in range(5)]  # 20 bytes each
     await asyncio.sleep(0.01)
     upstream.release.set()
@@ -119,10 +120,7 @@ async def test_groups_hold_at_most_max_texts_and_max_bytes(max_texts, max_bytes,
 
 async def test_a_payload_over_max_bytes_is_sent_alone_at_once():
     upstream = Upstream()
-    upstream.release.clear()
-    coalescer = Coalescer(upstream, max_texts=32, max_bytes=1024, groups=1)
-    blocker = asyncio.create_task(coalescer.predict({"text": "first"}))
-    await wait_until_async(lambda: upstream.in_flight == 1, 5, "the first request upstream")
+    coalescer, blocker = await one_in_flight(upstream, max_bytes=1024)
     big = asyncio.create_task(coalescer.predict({"text": "x" * 2000}))
     await wait_until_async(lambda: upstream.in_flight == 2, 5, "the big text upstream without a group slot")
     upstream.release.set()
@@ -174,10 +172,7 @@ async def test_a_failure_of_the_whole_group_reaches_every_caller():
 
 async def test_callers_that_leave_are_dropped_and_a_deserted_group_is_cancelled_upstream():
     upstream = Upstream()
-    upstream.release.clear()
-    coalescer = Coalescer(upstream, max_texts=32, max_bytes=16384, groups=1)
-    first = asyncio.create_task(coalescer.predict({"text": "first"}))
-    await wait_until_async(lambda: upstream.in_flight == 1, 5, "the first request upstream")
+    coalescer, first = await one_in_flight(upstream)
     gone = asyncio.create_task(coalescer.predict({"text": "gone"}))
     stays = asyncio.create_task(coalescer.predict({"text": "stays"}))
     await asyncio.sleep(0.01)
