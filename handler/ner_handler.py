@@ -28,7 +28,8 @@ from model import BertTokenClassifier, quantize_int8_dynamic
 from nerserve.batch import PreparedBatch, build_responses, prepare_batch
 from nerserve.bodies import BatchBodies, Body, fail_requests, parse_body, piece_limit_errors
 from nerserve.memory import MemoryReleaser, padded_pieces
-from nerserve.protocol import BATCH_SIZE_HEADER, MODEL_VERSION_HEADER, OTHER_SEGMENT
+from nerserve.priority import lower_cpu_priority
+from nerserve.protocol import BATCH_SIZE_HEADER, MODEL_VERSION_HEADER, OTHER_SEGMENT, is_document_lane
 from nerserve.requests import NerRequest, RequestError, internal_error
 from nerserve.safe_logging import log_failure
 from nerserve.settings import HandlerSettings, Quantization
@@ -62,6 +63,10 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
         model_dir = Path(properties["model_dir"])
         yaml_config = getattr(context, "model_yaml_config", None) or {}
         settings = HandlerSettings.from_mapping(yaml_config.get("handler"))
+        self.model_name = str(getattr(context, "model_name", None) or self.model_name)
+        niceness = None
+        if is_document_lane(self.model_name):  # before loading, so every thread started later inherits it
+            niceness = lower_cpu_priority(settings.document_lane_niceness)
 
         gpu_id = properties.get("gpu_id")
         if gpu_id is not None and torch.cuda.is_available():
@@ -84,13 +89,12 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
             model = quantize_int8_dynamic(classifier)
         self.model = model.to(self.device).eval()
         manifest = getattr(context, "manifest", None) or {}
-        self.model_name = str(getattr(context, "model_name", None) or self.model_name)
         self.model_version = str(manifest.get("model", {}).get("modelVersion", "unknown"))
         self.initialized = True
         self._warm_up()
         logger.info(
             "NER model ready on %s (%s, %d torch threads): %d labels, windows of %d word pieces (overlap %d), %d "
-            "padded tokens per forward",
+            "padded tokens per forward%s",
             self.device,
             self.settings.quantization.value,
             torch.get_num_threads(),
@@ -98,6 +102,7 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
             self.settings.max_length,
             self.settings.window_overlap,
             self.settings.tokens_per_forward,
+            "" if niceness is None else f"; document lane, CPU priority nice {niceness}",
         )
 
     def _warm_up(self) -> None:

@@ -36,7 +36,7 @@ from typing import Any
 
 import requests
 
-from nerserve.protocol import DOCUMENT_LANE_SUFFIX, document_lane
+from nerserve.protocol import document_lane, is_document_lane
 from nertools.paths import TS_CONFIG
 from nertools.ready import ready_workers, wait_ready
 from nertools.served_state import (
@@ -141,7 +141,7 @@ def default_version(admin: TorchServeAdmin, name: str) -> str:
 
 def served_lane(admin: TorchServeAdmin, name: str) -> str | None:
     """``name``'s document lane when TorchServe serves it, else None (a lane has no lane of its own)."""
-    if name.endswith(DOCUMENT_LANE_SUFFIX):
+    if is_document_lane(name):
         return None
     lane = document_lane(name)
     models = admin.manage("GET", "/models").get("models", [])

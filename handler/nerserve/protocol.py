@@ -103,6 +103,11 @@ def document_lane(model: str) -> str:
     return model + DOCUMENT_LANE_SUFFIX
 
 
+def is_document_lane(model: str) -> bool:
+    """Whether ``model`` is a model's document lane (``document_lane`` of some name)."""
+    return model.endswith(DOCUMENT_LANE_SUFFIX) and model != DOCUMENT_LANE_SUFFIX
+
+
 OUTSIDE = "O"  # the tag of a word piece outside every entity
 OTHER_SEGMENT = "other"  # the label of a segment between entities (format "segments")
 

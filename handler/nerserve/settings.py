@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from nerserve.memory import DEFAULT_RELEASE_MEMORY_AFTER_PIECES
+from nerserve.priority import DEFAULT_DOCUMENT_LANE_NICENESS, MAX_NICENESS
 from nerserve.protocol import (
     DEFAULT_MAX_REQUEST_BYTES,
     DEFAULT_MAX_REQUEST_CHARS,
@@ -59,6 +60,10 @@ class HandlerSettings:
     release_memory_after_pieces: after a batch of more than this many padded word pieces the worker hands its
         freed memory back to the OS (glibc malloc_trim), so its RSS returns near its baseline; 0 never does.
         Measurements: docs/PERFORMANCE.md, "Memory".
+    document_lane_niceness: how much lower the CPU priority (Unix nice) of this archive's workers is when it is
+        served as a document lane (``nerserve.protocol.document_lane``), so that while both lanes want the cores
+        the workers of short texts get them first; 0 keeps the lanes equal. 19 at most. docs/PERFORMANCE.md,
+        "Mixed load".
     """
 
     max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
@@ -75,6 +80,7 @@ class HandlerSettings:
     quantization: Quantization = Quantization.NONE
     torch_threads: int = 0
     release_memory_after_pieces: int = DEFAULT_RELEASE_MEMORY_AFTER_PIECES
+    document_lane_niceness: int = DEFAULT_DOCUMENT_LANE_NICENESS
 
     def __post_init__(self) -> None:
         if self.max_text_chars < 1:
@@ -107,6 +113,11 @@ class HandlerSettings:
         if self.release_memory_after_pieces < 0:
             raise ValueError(
                 f"handler.release_memory_after_pieces must be >= 0 (0: never), got {self.release_memory_after_pieces}"
+            )
+        if not 0 <= self.document_lane_niceness <= MAX_NICENESS:
+            raise ValueError(
+                f"handler.document_lane_niceness must be between 0 and {MAX_NICENESS}, "
+                f"got {self.document_lane_niceness}"
             )
         if self.tokens_per_forward < self.max_length:
             raise ValueError(
@@ -146,6 +157,7 @@ class HandlerSettings:
             "tokens_per_forward",
             "torch_threads",
             "release_memory_after_pieces",
+            "document_lane_niceness",
         ):
             if name in values and (not isinstance(values[name], int) or isinstance(values[name], bool)):
                 raise ValueError(f"handler.{name} must be an integer, got {values[name]!r}")

@@ -2,7 +2,16 @@
 
 import pytest
 
-from nerserve.protocol import JSON_FIELDS, Aggregation, OutputFormat, error_body, error_type, json_type_name
+from nerserve.protocol import (
+    JSON_FIELDS,
+    Aggregation,
+    OutputFormat,
+    document_lane,
+    error_body,
+    error_type,
+    is_document_lane,
+    json_type_name,
+)
 
 
 @pytest.mark.parametrize(
@@ -70,3 +79,9 @@ def test_v2_responses_carry_each_result_as_its_json_text_in_one_bytes_output():
     assert [json.loads(text) for text in output["data"]] == results
     assert "Zürich" in output["data"][0]  # UTF-8 as is, not \u escapes
     assert v2_response("m", "1", "abc", [])["id"] == "abc"
+
+
+def test_a_document_lane_is_known_by_its_name():
+    assert is_document_lane(document_lane("ner_model"))
+    assert not is_document_lane("ner_model")
+    assert not is_document_lane("_documents")  # a suffix alone names no model's lane

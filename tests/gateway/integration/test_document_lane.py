@@ -1,12 +1,16 @@
 """The document lane over a real TorchServe: a long text sent to the gateway is served by ``ner_model_documents``
 (the same archive under its own name and batching), a short one by ``ner_model``, with the same entities as
-TorchServe's own answer; TorchServe's per-model request counters say which lane served what."""
+TorchServe's own answer; TorchServe's per-model request counters say which lane served what. The lane's workers
+run at a lower CPU priority than the model's."""
 
 from __future__ import annotations
+
+import os
 
 import httpx2
 import pytest
 
+from nerserve.priority import DEFAULT_DOCUMENT_LANE_NICENESS
 from nerserve.protocol import DEFAULT_DOCUMENT_BYTES, document_lane
 from tests.support.live_gateway import GatewayProcess, gateway_environment
 from tests.support.prometheus_text import scrape, value
@@ -58,3 +62,14 @@ def test_a_document_is_served_by_the_document_lane_and_a_sentence_by_the_model(
     # The gateway's document went to the lane; its sentence and the direct document to the model.
     assert after[lane] - before[lane] == 1
     assert after["ner_model"] - before["ner_model"] == 2
+
+
+def worker_niceness(server, model: str) -> list[int]:
+    described = httpx2.get(f"{server.management}/models/{model}", timeout=30).json()
+    return [os.getpriority(os.PRIO_PROCESS, int(worker["pid"])) for worker in described[0]["workers"]]
+
+
+def test_the_lanes_workers_yield_the_cores_to_the_models(lane, tiny_server):
+    model = worker_niceness(tiny_server, "ner_model")
+    assert model and set(model) == {0}
+    assert worker_niceness(tiny_server, lane) == [DEFAULT_DOCUMENT_LANE_NICENESS]
