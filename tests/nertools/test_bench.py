@@ -26,6 +26,7 @@ from nertools.bench import (
     result_row,
     short_workload,
     single_forward_latency,
+    with_reference,
 )
 
 
@@ -135,3 +136,20 @@ def test_the_measured_processes_are_the_ones_listening_on_the_urls_given():
     with json_server(lambda path: (200, {})) as url:
         assert listening_process(url).pid == os.getpid()
     assert listening_process(url) is None  # nothing listens there any more
+
+
+def test_the_mix_is_read_against_the_short_texts_alone():
+    mixed = latency_rows({"short": [10.0] * 98 + [60.0, 60.0], "document": [400.0]}, {}, 3.0)
+    reference = latency_rows({"short": [20.0] * 98 + [40.0, 40.0]}, {}, 1.5)
+    result = with_reference(mixed, reference)
+    assert result["short_p99_over_p50"] == 6.0  # the mix's own p50 fell: few short texts in flight
+    assert result["short_p99_over_short_only_p50"] == 3.0
+    assert result["short_p99_over_short_only_p99"] == 1.5
+    assert result["short_only"]["short"]["p50_ms"] == 20.0 and result["short_only_seconds"] == 1.5
+    assert result["kinds"] == mixed["kinds"]
+
+
+def test_without_short_texts_there_is_no_ratio_to_read():
+    mixed = latency_rows({"document": [400.0]}, {}, 3.0)
+    result = with_reference(mixed, latency_rows({}, {}, 0.0))
+    assert "short_p99_over_short_only_p50" not in result and result["short_p99_over_p50"] is None
