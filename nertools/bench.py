@@ -124,6 +124,14 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def ceiling_ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Each served row's throughput over the raw ceiling's, by ``NAME cCLIENTS`` (the issue's goals read these)."""
+    ceiling = next(r for r in rows if r["name"] == "raw_forward_ceiling")["texts_per_s"]
+    return {
+        f"{r['name']} c{r['concurrency']}": round(r["texts_per_s"] / ceiling, 3) for r in rows if r["kind"] == "served"
+    }
+
+
 def build_workload(seed: int, sentences: int, documents: int) -> list[str]:
     """A fixed mix: short and medium sentences from the project's generator, plus a few multi-paragraph documents."""
     from demo_model.corpus import generate_corpus
@@ -364,13 +372,39 @@ def _forward_latency(handler: Any, runs: int) -> list[float]:
 # --- served measurements -----------------------------------------------------------------------------------
 
 
-async def bench_rest(url: str, texts: list[str], concurrency: int, name: str = "torchserve_rest") -> dict[str, Any]:
-    """``concurrency`` REST clients posting ``texts`` to ``url`` (a TorchServe on this host, for the CPU figures)."""
+def instances_bodies(texts: list[str], per_request: int) -> list[dict[str, Any]]:
+    """``texts`` as KServe v1 bodies of ``per_request`` texts each (the last one holds what is left)."""
+    if per_request < 1:
+        raise ValueError(f"texts per request must be >= 1, got {per_request}")
+    return [{"instances": texts[i : i + per_request]} for i in range(0, len(texts), per_request)]
+
+
+def failed_texts(status: int, answer: Any, body: dict[str, Any]) -> int:
+    """How many texts of ``body`` failed: all of them unless the status is 200; for an ``instances`` body, also each
+    prediction that is an error body (a per-text error inside a 200 answer)."""
+    texts = len(body["instances"]) if "instances" in body else 1
+    if status != 200:
+        return texts
+    if answer is None:
+        return 0
+    predictions = answer.get("predictions", []) if isinstance(answer, dict) else []
+    return texts - len(predictions) + sum(1 for p in predictions if isinstance(p, dict) and "code" in p)
+
+
+async def bench_rest(
+    url: str, texts: list[str], concurrency: int, name: str = "torchserve_rest", texts_per_request: int = 1
+) -> dict[str, Any]:
+    """``concurrency`` REST clients posting ``texts`` to ``url`` (a TorchServe on this host, for the CPU figures):
+    one text per request as ``{"text": ...}``, or ``texts_per_request`` > 1 texts per KServe v1 ``instances`` body
+    (then latencies are per request, throughput and CPU per text)."""
     import httpx2
 
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for text in texts:
-        queue.put_nowait(text)
+    bodies = (
+        [{"text": text} for text in texts] if texts_per_request == 1 else instances_bodies(texts, texts_per_request)
+    )
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
     latencies: list[float] = []
     errors = 0
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -380,13 +414,13 @@ async def bench_rest(url: str, texts: list[str], concurrency: int, name: str = "
             nonlocal errors
             while True:
                 try:
-                    text = queue.get_nowait()
+                    body = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
                 started = time.perf_counter()
-                response = await client.post(url, json={"text": text})
+                response = await client.post(url, json=body)
                 latencies.append((time.perf_counter() - started) * 1000)
-                errors += response.status_code != 200
+                errors += failed_texts(response.status_code, response.json() if "instances" in body else None, body)
 
         await client.post(url, json={"text": SHORT_SENTENCE})  # connection + warm path
         server_before = server_cpu_seconds(url)
@@ -395,6 +429,7 @@ async def bench_rest(url: str, texts: list[str], concurrency: int, name: str = "
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         server_after = server_cpu_seconds(url)
     row = result_row(name, "served", len(texts), seconds, latencies, concurrency, errors)
+    row["texts_per_request"] = texts_per_request
     row["client_cpu_share"] = round(cpu / seconds, 3)  # the load generator shares the machine's cores
     row.update(cpu_per_request(server_before, server_after, cpu, len(texts)))
     return row
@@ -586,6 +621,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(TorchServe or the gateway's /v1/entities with --gateway-token), every --every-th request a "
         "--document-chars document, after a reference run of the same short texts alone; writes latency_mix.json",
     )
+    parser.add_argument(
+        "--texts-per-request",
+        type=int,
+        default=32,
+        help="the bulk row: this many texts per KServe v1 'instances' request, from --bulk-clients clients; 0: no "
+        "such row [%(default)s]",
+    )
+    parser.add_argument("--bulk-clients", type=int, default=4, help="clients of the bulk row [%(default)s]")
     parser.add_argument("--document-url", default=None, help="--latency-mix: send the documents here instead of --url")
     parser.add_argument("--clients", type=int, default=16, help="--latency-mix clients [%(default)s]")
     parser.add_argument("--every", type=int, default=20, help="--latency-mix: one document in this many [%(default)s]")
@@ -617,6 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         served_texts = texts * args.rounds
     steps = ["pipeline bs32", "pipeline bs1", "raw ceiling", "handler", "single sentence", "accuracy"]
     steps += [f"rest c{c}" for c in args.concurrency]
+    steps += ["rest bulk"] if args.texts_per_request else []
     steps += [f"ws c{c}" for c in args.concurrency] if args.gateway_ws else []
     rows: list[dict[str, Any]] = []
     extra: dict[str, Any] = {}
@@ -666,6 +710,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             step(f"rest c{concurrency}")
             rows.append(asyncio.run(bench_rest(args.url, served_texts, concurrency)))
             bar.update()
+        if args.texts_per_request:
+            step(f"rest {args.texts_per_request} texts per request")
+            rows.append(
+                asyncio.run(
+                    bench_rest(
+                        args.url, served_texts, args.bulk_clients, "torchserve_rest_bulk", args.texts_per_request
+                    )
+                )
+            )
+            bar.update()
         if args.gateway_ws:
             for concurrency in args.concurrency:
                 step(f"ws c{concurrency}")
@@ -678,9 +732,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
                 bar.update()
     add_ratios(rows)
-    ceiling = next(r for r in rows if r["name"] == "raw_forward_ceiling")["texts_per_s"]
-    served = {r["concurrency"]: r for r in rows if r["name"] == "torchserve_rest"}
-    extra["served_vs_ceiling"] = {c: round(r["texts_per_s"] / ceiling, 3) for c, r in served.items()}
+    extra["served_vs_ceiling"] = ceiling_ratios(rows)
     extra["worker_rss_mb"] = worker_rss_mb()
     report = {
         "machine": {
@@ -710,7 +762,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{single['raw_forward_p50_ms']} ms on the worker's {single['worker_threads']} thread(s) (overhead "
         f"{single['overhead_p50_ms']} ms), {single['raw_forward_all_threads_p50_ms']} ms on "
         f"{single['all_threads']} (difference {single['overhead_vs_all_threads_p50_ms']} ms)\n"
-        f"served / raw ceiling by clients: "
+        f"served / raw ceiling: "
         f"{extra['served_vs_ceiling']}\nworker RSS MB: {extra['worker_rss_mb']}\n"
     )
     (args.output / "bench.md").write_text(table + notes)

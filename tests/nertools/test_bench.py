@@ -12,10 +12,13 @@ from nertools.bench import (
     bench_handler,
     bench_raw_ceiling,
     build_workload,
+    ceiling_ratios,
     cpu_per_request,
+    failed_texts,
     forward_inputs,
     handler_f1,
     inference_of,
+    instances_bodies,
     latency_mix,
     latency_rows,
     listening_process,
@@ -153,3 +156,31 @@ def test_without_short_texts_there_is_no_ratio_to_read():
     mixed = latency_rows({"document": [400.0]}, {}, 3.0)
     result = with_reference(mixed, latency_rows({}, {}, 0.0))
     assert "short_p99_over_short_only_p50" not in result and result["short_p99_over_p50"] is None
+
+
+def test_bulk_bodies_hold_the_asked_number_of_texts_in_order():
+    texts = [f"t{i}" for i in range(70)]
+    bodies = instances_bodies(texts, 32)
+    assert [len(b["instances"]) for b in bodies] == [32, 32, 6]
+    assert [t for b in bodies for t in b["instances"]] == texts
+    with pytest.raises(ValueError):
+        instances_bodies(texts, 0)
+
+
+def test_failed_texts_count_per_text_errors_inside_a_200_answer():
+    body = {"instances": ["a", "b", "c"]}
+    ok = {"predictions": [{"entities": []}, {"code": 413, "type": "PayloadTooLarge", "message": "x"}, {"entities": []}]}
+    assert failed_texts(200, ok, body) == 1
+    assert failed_texts(200, {"predictions": [{"entities": []}]}, body) == 2  # missing answers fail too
+    assert failed_texts(503, None, body) == 3
+    assert failed_texts(200, None, {"text": "a"}) == 0 and failed_texts(500, None, {"text": "a"}) == 1
+
+
+def test_every_served_row_is_read_against_the_raw_ceiling():
+    rows = [
+        result_row("raw_forward_ceiling", "in-process", 100, 1.0),
+        result_row("torchserve_rest", "served", 80, 1.0, [1.0], 32),
+        result_row("torchserve_rest_bulk", "served", 120, 1.0, [1.0], 4),
+        result_row("our_handler_bs32", "in-process", 90, 1.0),
+    ]
+    assert ceiling_ratios(rows) == {"torchserve_rest c32": 0.8, "torchserve_rest_bulk c4": 1.2}
