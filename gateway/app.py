@@ -6,7 +6,7 @@ Endpoints (docs/GATEWAY.md has examples):
 
   GET  /                the demo page                      GET  /health   liveness, always 200
   GET  /ready           200 when the model has a READY worker in TorchServe, else 503
-  GET  /v1/labels       entity labels for the legend       POST /v1/entities   TorchServe's API, passed through
+  GET  /v1/labels       entity labels for the legend       POST /v1/entities   TorchServe's API (one text coalesced)
   POST /v1/stream       SSE for a document (JSON body)     GET  /v1/stream?text=...   the same, for EventSource
   WS   /ws/entities     many requests in flight on one connection
 """
@@ -16,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx2
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, WebSocket
@@ -35,7 +36,7 @@ from gateway.auth import ApiKeys, Authenticator, LoopbackHostOnly
 from gateway.errors import GatewayError, bad_request, internal_error, too_large
 from gateway.labels import LabelRegistry
 from gateway.logs import KEY_ID_SCOPE, AccessLogMiddleware
-from gateway.schemas import PredictBody, ensure_text_fits, parse_json, validate_predict_body
+from gateway.schemas import PredictBody, ensure_text_fits, one_text_payload, parse_json, validate_predict_body
 from gateway.services import DemoPage, Services, services_of
 from gateway.settings import GatewaySettings
 from gateway.streaming import document_events, plan_chunks
@@ -48,6 +49,8 @@ logger = logging.getLogger("gateway")
 PAGE = Path(__file__).resolve().parent / "static" / "index.html"
 SSE_PING_S = 15  # a comment line keeps proxies from closing a quiet stream
 SSE_SEND_TIMEOUT_S = 30  # a client that stops reading for this long is dropped
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a request whose client left first: only the access log sees it
+T = TypeVar("T")
 
 
 def create_app(settings: GatewaySettings, transport: httpx2.AsyncBaseTransport | None = None) -> FastAPI:
@@ -233,21 +236,60 @@ def inline_definitions(schema: dict[str, Any]) -> dict[str, Any]:
 
 @router.post(
     "/v1/entities",
-    summary="TorchServe's POST /predictions/<model>, passed through",
+    summary="TorchServe's POST /predictions/<model>: one text's JSON coalesced with other clients' texts, the rest "
+    "passed through",
     openapi_extra=_request_body_doc(),
     dependencies=AUTHENTICATED,
 )
 async def entities(request: Request) -> Response:
+    """TorchServe's answer to the body, as passthrough gives it. A short body of one text's JSON object goes with
+    the other texts waiting at the same moment (``gateway.coalescing``): its answer, its own error and the answer's
+    headers are the ones it would get alone; everything else is forwarded as it came."""
     services = services_of(request)
     settings = services.settings
+    client = services.client
     body = await read_body(request, settings.max_message_bytes, settings.body_timeout_s)
     content_type = request.headers.get("content-type")
+    payload = None
     if content_type and "json" in content_type.lower():
         # The handler parses whatever says JSON (nerserve.requests.decoded_payload): a body it would refuse is
         # refused here, within the same bounds, before it can reach a batch of other clients' requests.
-        await parse_json_off_loop(body, settings.max_message_bytes)
-    prediction = await services.client.predict(body, content_type)
-    return Response(prediction.content, media_type="application/json", headers=prediction.headers)
+        payload = one_text_payload(await parse_json_off_loop(body, settings.max_message_bytes))
+    if payload is None or not client.coalesces(body):
+        prediction = await client.predict(body, content_type)
+        return Response(prediction.content, media_type="application/json", headers=prediction.headers)
+    answer = await unless_client_leaves(request, client.predict_text(payload, body, content_type))
+    if answer is None:
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
+    content = answer.content
+    if content is None:  # a text's result out of a group's answer
+        content = json.dumps(answer.body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return Response(content, media_type="application/json", headers=dict(answer.headers))
+
+
+async def unless_client_leaves(request: Request, work: Coroutine[Any, Any, T]) -> T | None:
+    """``work``'s result, or None once the client has disconnected (``work`` is then cancelled: a text waiting in
+    a coalesced group leaves it, as a WebSocket message of a closed connection does)."""
+    task = asyncio.ensure_future(work)
+    left = asyncio.ensure_future(client_left(request))
+    try:
+        await asyncio.wait((task, left), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this request itself is cancelled (shutdown)
+        task.cancel()
+        left.cancel()
+        raise
+    left.cancel()
+    if not task.done() and left.done() and not left.cancelled() and left.exception() is None:
+        task.cancel()
+        await asyncio.wait((task,))
+        return None
+    return await task
+
+
+async def client_left(request: Request) -> None:
+    """Returns when the client disconnects: after the body, the server's next message is ``http.disconnect``."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @router.post(

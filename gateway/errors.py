@@ -61,6 +61,14 @@ def internal_error(error: BaseException) -> GatewayError:
     return GatewayError(500, f"internal error of the gateway ({error.__class__.__name__})")
 
 
+def upstream_refusal(status: int, message: str, type_name: str | None = None) -> GatewayError:
+    """An error TorchServe answered that is not sent again, as the client gets it: a 4xx is the request's fault and
+    keeps TorchServe's status, type and message; anything else is TorchServe's failure, a 502 naming its status."""
+    if 400 <= status < 500:
+        return GatewayError(status, message, type_name)
+    return GatewayError(502, f"TorchServe answered {status}: {message}")
+
+
 def unauthorized(message: str = "missing or invalid API key") -> GatewayError:
     return GatewayError(401, message)
 

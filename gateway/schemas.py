@@ -2,7 +2,8 @@
 
 The fields and options are the handler's own (``nerserve.protocol``: ``JSON_FIELDS``, ``Aggregation``,
 ``OutputFormat``), checked here so a bad message is answered at once without a round trip. WebSocket messages
-add an optional ``id``.
+add an optional ``id``. ``one_text_payload`` tells the REST bodies of exactly that shape, which the gateway may
+coalesce, from everything it passes through as it came.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from gateway.errors import GatewayError, bad_request, format_validation_errors, too_large
 from nerserve.json_limits import DEFAULT_MAX_DEPTH, JsonBodyError, loads_bounded
-from nerserve.protocol import Aggregation, OutputFormat, json_type_name
+from nerserve.protocol import JSON_FIELDS, Aggregation, OutputFormat, json_type_name
 
 MAX_ID_CHARS = 256
 
@@ -63,6 +64,21 @@ def validate_predict_body(body: Any, model: type[Body], max_text_chars: int) -> 
         raise bad_request("; ".join(format_validation_errors(err, field_name))) from None
     ensure_text_fits(request.text, max_text_chars)
     return request
+
+
+def one_text_payload(value: Any) -> dict[str, Any] | None:
+    """``value`` (a decoded JSON body) when it is one text's object as the handler takes it and a WebSocket
+    message's payload is: ``{"text": str, "aggregation"?: str, "format"?: str}`` and nothing else; else None (a
+    KServe v1 or v2 body, another field, a value that is not a string). Options are not checked: the handler
+    answers a bad one in a group exactly as it does alone."""
+    if (
+        isinstance(value, dict)
+        and "text" in value
+        and value.keys() <= set(JSON_FIELDS)
+        and all(isinstance(field, str) for field in value.values())
+    ):
+        return value
+    return None
 
 
 def parse_json(content: bytes | str, max_bytes: int) -> Any:

@@ -53,9 +53,9 @@ class GatewaySettings(BaseSettings):
     # Bodies over document_bytes go to the model's document lane (nerserve.protocol.document_lane), when it is
     # served; 0 sends everything to model_name.
     document_bytes: int = Field(DEFAULT_DOCUMENT_BYTES, ge=0)
-    # WebSocket messages and SSE chunks waiting at the same moment go upstream as one multi-text request of at most
-    # coalesce_max_texts texts and coalesce_max_bytes bytes (gateway.coalescing), with at most coalesce_groups such
-    # requests in flight; coalesce_max_texts 1 sends every text alone.
+    # WebSocket messages, SSE chunks and REST bodies of one text waiting at the same moment go upstream as one
+    # multi-text request of at most coalesce_max_texts texts and coalesce_max_bytes bytes (gateway.coalescing), with
+    # at most coalesce_groups such requests in flight; coalesce_max_texts 1 sends every text alone.
     coalesce_max_texts: int = Field(32, ge=1, le=DEFAULT_MAX_TEXTS_PER_REQUEST)
     coalesce_max_bytes: int = Field(16384, ge=1024)
     coalesce_groups: int = Field(4, ge=1, le=4096)

@@ -21,7 +21,8 @@ Bodies over ``document_bytes`` go to the model's document lane (``nerserve.proto
 archive under a second name with workers and batches of its own, so short texts are never batched behind long
 documents. Each lane has its own ``upstream_concurrency`` slots. Where the lane is not registered (TorchServe's
 404 ModelNotFoundException), documents go to the model itself and the lane is asked again after
-``LANE_RECHECK_S``.
+``LANE_RECHECK_S``. A coalesced request of several short texts (``gateway.coalescing``) goes to the model itself,
+whatever its envelope adds to its size: each of its texts would go there alone.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ from typing import Any
 
 import httpx2
 
-from gateway.coalescing import Coalescer
-from gateway.errors import GatewayError, Unavailable
+from gateway.coalescing import Answer, Coalescer
+from gateway.errors import GatewayError, Unavailable, upstream_refusal
 from gateway.settings import GatewaySettings
-from nerserve.protocol import RESPONSE_HEADERS, document_lane
+from nerserve.protocol import RESPONSE_HEADERS, V1_INSTANCES, document_lane
 from nertools.torchserve import count_ready, error_fields
 
 logger = logging.getLogger("gateway.upstream")
@@ -139,7 +140,7 @@ class TorchServeClient:
         self.model_lane = self._lane(settings.model_name)
         self.document_lane = self._lane(document_lane(settings.model_name)) if settings.document_bytes else None
         self._document_lane_missing_until = 0.0
-        self._coalescer = Coalescer(
+        self.coalescer = Coalescer(
             self._predict_json_now,
             settings.coalesce_max_texts,
             min(settings.coalesce_max_bytes, settings.document_bytes or settings.coalesce_max_bytes),
@@ -162,14 +163,15 @@ class TorchServeClient:
             return self.model_lane
         return documents if time.monotonic() >= self._document_lane_missing_until else self.model_lane
 
-    async def predict(self, content: bytes, content_type: str | None) -> Prediction:
-        """POST the body as it is to TorchServe; retried while TorchServe cannot serve it, until the deadline."""
+    async def predict(self, content: bytes, content_type: str | None, lane: Lane | None = None) -> Prediction:
+        """POST the body as it is to TorchServe (to ``lane``, else the lane its size picks); retried while
+        TorchServe cannot serve it, until the deadline."""
         headers = {"Content-Type": content_type} if content_type else {}
         settings = self.settings
         started = time.monotonic()
         deadline = started + settings.retry_deadline_s
         attempt = lost = 0
-        lane = self.lane_for(content)
+        lane = lane or self.lane_for(content)
         while True:
             attempt += 1
             try:
@@ -219,12 +221,29 @@ class TorchServeClient:
     async def predict_json(self, payload: dict[str, Any]) -> dict[str, Any]:
         """One text's answer (a WebSocket message, an SSE chunk), sent with the other texts waiting at the same
         moment as one multi-text request (``gateway.coalescing``)."""
-        return await self._coalescer.predict(payload)
+        return (await self.coalescer.predict(payload)).body
 
-    async def _predict_json_now(self, payload: dict[str, Any]) -> dict[str, Any]:
+    def coalesces(self, content: bytes) -> bool:
+        """Whether a REST body of one text (``predict_text``) may join a group: coalescing is on and the body is
+        within the coalescer's ``max_bytes``, so never over ``document_bytes`` (a document keeps its lane)."""
+        return self.coalescer.takes(len(content))
+
+    async def predict_text(self, payload: dict[str, Any], content: bytes, content_type: str | None) -> Answer:
+        """A REST body of one text (``content``, ``payload`` parsed from it), coalesced like a WebSocket message;
+        when it goes by itself it is sent as it came (``predict``) and ``Answer.content`` is TorchServe's own."""
+
+        async def alone() -> Answer:
+            prediction = await self.predict(content, content_type)
+            return Answer(prediction.json(), prediction.headers, prediction.content)
+
+        return await self.coalescer.predict(payload, alone)
+
+    async def _predict_json_now(self, payload: dict[str, Any]) -> Answer:
         content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        prediction = await self.predict(content, "application/json")
-        return prediction.json()
+        # A group of texts goes to the model's own lane even when its envelope takes it over document_bytes.
+        lane = self.model_lane if V1_INSTANCES in payload else None
+        prediction = await self.predict(content, "application/json", lane)
+        return Answer(prediction.json(), prediction.headers)
 
     async def _attempt(self, lane: Lane, content: bytes, headers: dict[str, str], deadline: float) -> Prediction:
         """One try: a Prediction; raises Retryable when another try may succeed, GatewayError when not.
@@ -264,9 +283,7 @@ class TorchServeClient:
         failure = classify(status, type_name, message)
         if failure is not None:
             raise Retryable(failure, f"TorchServe answered {status}: {message}")
-        if 400 <= status < 500:
-            raise GatewayError(status, message, type_name)
-        raise GatewayError(502, f"TorchServe answered {status}: {message}")
+        raise upstream_refusal(status, message, type_name)
 
     @staticmethod
     async def _acquire_slot(slots: asyncio.Semaphore, deadline: float) -> bool:

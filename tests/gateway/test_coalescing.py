@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from gateway.coalescing import Coalescer
-from gateway.errors import GatewayError
-from nerserve.protocol import error_body
+from gateway.coalescing import Answer, Coalescer
+from gateway.errors import GatewayError, upstream_refusal
+from nerserve.protocol import BATCH_SIZE_HEADER, error_body
 from tests.support.fake_torchserve import FakeTorchServe, fake_entities
 from tests.support.gateway_harness import AUTH
 from tests.support.polling import wait_until_async
@@ -20,23 +20,25 @@ pytestmark = pytest.mark.anyio
 
 class Upstream:
     """Answers like TorchServe's handler: one text, or ``{"instances": [...]}`` with one result per instance
-    (``refuse`` names texts answered with a per-text 400). Requests wait until ``release`` is set."""
+    (``refuse`` names texts answered with a per-text error of status ``refusal``), with its batch size header
+    (the request's texts). Requests wait until ``release`` is set."""
 
-    def __init__(self, refuse: tuple[str, ...] = ()) -> None:
+    def __init__(self, refuse: tuple[str, ...] = (), refusal: int = 400) -> None:
         self.sent: list[dict[str, Any]] = []
         self.release = asyncio.Event()
         self.release.set()
         self.refuse = refuse
+        self.refusal = refusal
         self.in_flight = 0
         self.cancelled = 0
 
     def answer(self, payload: dict[str, Any], index: int | None) -> dict[str, Any]:
         if payload["text"] in self.refuse:
             prefix = f"instances[{index}]: " if index is not None else ""
-            return error_body(400, prefix + "unknown aggregation 'x'")
+            return error_body(self.refusal, prefix + "unknown aggregation 'x'")
         return {"entities": fake_entities(payload["text"])}
 
-    async def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def __call__(self, payload: dict[str, Any]) -> Answer:
         self.sent.append(payload)
         self.in_flight += 1
         try:
@@ -48,10 +50,11 @@ class Upstream:
             self.in_flight -= 1
         if "instances" not in payload:
             answer = self.answer(payload, None)
-            if "code" in answer:
-                raise GatewayError(answer["code"], answer["message"], answer["type"])
-            return answer
-        return {"predictions": [self.answer(one, i) for i, one in enumerate(payload["instances"])]}
+            if "code" in answer:  # as the upstream client raises a single text's error answer
+                raise upstream_refusal(answer["code"], answer["message"], answer["type"])
+            return Answer(answer, {BATCH_SIZE_HEADER: "1"})
+        results = [self.answer(one, i) for i, one in enumerate(payload["instances"])]
+        return Answer({"predictions": results}, {BATCH_SIZE_HEADER: str(len(results))})
 
 
 async def one_in_flight(upstream: Upstream, max_texts: int = 32, max_bytes: int = 16384) -> tuple[Coalescer, Any]:
@@ -66,7 +69,7 @@ async def one_in_flight(upstream: Upstream, max_texts: int = 32, max_bytes: int 
 async def test_a_lone_text_is_sent_at_once_and_alone():
     upstream = Upstream()
     coalescer = Coalescer(upstream, max_texts=32, max_bytes=16384, groups=2)
-    assert await coalescer.predict({"text": "Hi Rome"}) == {"entities": fake_entities("Hi Rome")}
+    assert (await coalescer.predict({"text": "Hi Rome"})).body == {"entities": fake_entities("Hi Rome")}
     assert upstream.sent == [{"text": "Hi Rome"}]
 
 
@@ -79,7 +82,8 @@ async def test_texts_waiting_while_the_groups_are_busy_share_one_request_and_eac
     assert len(upstream.sent) == 1  # the others wait for the only group slot
     upstream.release.set()
     answers = await asyncio.gather(first, *waiting)
-    assert answers == [{"entities": fake_entities(t)} for t in ["first", *texts]]
+    assert [answer.body for answer in answers] == [{"entities": fake_entities(t)} for t in ["first", *texts]]
+    assert [answer.headers for answer in answers] == [{BATCH_SIZE_HEADER: "1"}] + [{BATCH_SIZE_HEADER: "5"}] * 5
     assert upstream.sent[1] == {"instances": [{"text": t, "format": "entities"} for t in texts]}
     assert (coalescer.sent_groups, coalescer.sent_texts) == (2, 6)
 
@@ -92,7 +96,7 @@ async def test_a_per_text_error_goes_to_its_own_caller_as_if_sent_alone():
     await asyncio.sleep(0.01)
     upstream.release.set()
     await blocker
-    assert await good == {"entities": fake_entities("good")}
+    assert (await good).body == {"entities": fake_entities("good")}
     with pytest.raises(GatewayError) as error:
         await bad
     assert (error.value.status, error.value.type_name, error.value.message) == (
@@ -101,6 +105,48 @@ async def test_a_per_text_error_goes_to_its_own_caller_as_if_sent_alone():
         "unknown aggregation 'x'",
     )
     assert upstream.sent[1] == {"instances": [{"text": "good"}, {"text": "bad"}]}
+
+
+async def test_a_per_text_server_error_in_a_group_is_the_502_the_text_gets_alone():
+    upstream = Upstream(refuse=("bad",), refusal=500)
+    with pytest.raises(GatewayError) as alone:
+        await Coalescer(upstream, max_texts=32, max_bytes=16384, groups=1).predict({"text": "bad"})
+    coalescer, blocker = await one_in_flight(upstream)
+    grouped = [asyncio.create_task(coalescer.predict({"text": text})) for text in ("bad", "good")]
+    await asyncio.sleep(0.01)
+    upstream.release.set()
+    await blocker
+    with pytest.raises(GatewayError) as error:
+        await grouped[0]
+    assert (await grouped[1]).body == {"entities": fake_entities("good")}
+    assert upstream.sent[-1] == {"instances": [{"text": "bad"}, {"text": "good"}]}
+    assert error.value.to_body() == alone.value.to_body()
+    assert alone.value.to_body() == error_body(502, "TorchServe answered 500: unknown aggregation 'x'", "BadGateway")
+
+
+async def test_a_text_that_goes_by_itself_goes_by_its_callers_own_way():
+    upstream = Upstream()
+    own: list[str] = []
+
+    def alone_for(text: str) -> Any:
+        async def alone() -> Answer:
+            own.append(text)
+            return Answer({"entities": []}, {"X-Own": text}, text.encode())
+
+        return alone
+
+    coalescer = Coalescer(upstream, max_texts=32, max_bytes=1024, groups=1)
+    lone = await coalescer.predict({"text": "lone"}, alone_for("lone"))
+    big = await coalescer.predict({"text": "x" * 2000}, alone_for("big"))
+    assert (lone.content, big.headers) == (b"lone", {"X-Own": "big"})
+    coalescer, blocker = await one_in_flight(upstream)
+    grouped = [asyncio.create_task(coalescer.predict({"text": t}, alone_for(t))) for t in ("a b", "c d")]
+    await asyncio.sleep(0.01)
+    upstream.release.set()
+    answers = await asyncio.gather(blocker, *grouped)
+    assert own == ["lone", "big"]  # the grouped texts went in the group's request
+    assert [answer.content for answer in answers] == [None, None, None]
+    assert upstream.sent == [{"text": "first"}, {"instances": [{"text": "a b"}, {"text": "c d"}]}]
 
 
 @pytest.mark.parametrize(
@@ -132,12 +178,12 @@ async def test_a_group_refused_as_a_whole_is_sent_again_text_by_text():
     calls: list[dict[str, Any]] = []
     gate = asyncio.Event()
 
-    async def send(payload: dict[str, Any]) -> dict[str, Any]:
+    async def send(payload: dict[str, Any]) -> Answer:
         calls.append(payload)
         await gate.wait()
         if "instances" in payload:
             raise GatewayError(413, "the request's texts have too many word pieces")
-        return {"entities": fake_entities(payload["text"])}
+        return Answer({"entities": fake_entities(payload["text"])}, {})
 
     coalescer = Coalescer(send, max_texts=32, max_bytes=16384, groups=1)
     first = asyncio.create_task(coalescer.predict({"text": "first"}))
@@ -145,7 +191,8 @@ async def test_a_group_refused_as_a_whole_is_sent_again_text_by_text():
     rest = [asyncio.create_task(coalescer.predict({"text": t})) for t in ("a b", "c d")]
     await asyncio.sleep(0.01)
     gate.set()
-    assert await asyncio.gather(first, *rest) == [{"entities": fake_entities(t)} for t in ("first", "a b", "c d")]
+    answers = await asyncio.gather(first, *rest)
+    assert [answer.body for answer in answers] == [{"entities": fake_entities(t)} for t in ("first", "a b", "c d")]
     assert calls[1:] == [{"instances": [{"text": "a b"}, {"text": "c d"}]}, {"text": "a b"}, {"text": "c d"}]
 
 
@@ -153,7 +200,7 @@ async def test_a_failure_of_the_whole_group_reaches_every_caller():
     gate = asyncio.Event()
     calls = 0
 
-    async def send(payload: dict[str, Any]) -> dict[str, Any]:
+    async def send(payload: dict[str, Any]) -> Answer:
         nonlocal calls
         calls += 1
         await gate.wait()
@@ -181,7 +228,7 @@ async def test_callers_that_leave_are_dropped_and_a_deserted_group_is_cancelled_
     await asyncio.gather(gone, first, return_exceptions=True)
     await wait_until_async(lambda: upstream.cancelled == 1, 5, "the deserted request to be cancelled")
     upstream.release.set()
-    assert await stays == {"entities": fake_entities("stays")}
+    assert (await stays).body == {"entities": fake_entities("stays")}
     assert upstream.sent == [{"text": "first"}, {"text": "stays"}]
 
 

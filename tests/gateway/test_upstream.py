@@ -282,6 +282,32 @@ async def test_a_document_goes_to_the_document_lane_and_a_short_text_to_the_mode
     assert fake.served_by == ["ner_model", "ner_model_documents", "ner_model"]
 
 
+async def test_a_group_of_short_texts_goes_to_the_model_even_when_its_body_is_over_document_bytes(
+    fake: FakeTorchServe,
+):
+    fake.models.add(document_lane("ner_model"))
+    release, held = asyncio.Event(), []
+
+    async def upstream(request: httpx2.Request) -> httpx2.Response:
+        if b"hold" in request.content:
+            held.append(request)
+            await release.wait()
+        return await fake(request)
+
+    client = client_for(upstream, coalesce_max_texts=32, coalesce_groups=1)
+    first = asyncio.create_task(client.predict_json({"text": "hold"}))
+    await wait_until_async(lambda: held, 5, "the first text upstream")
+    texts = [f"{index:02d} " + "x" * 85 for index in range(20)]  # 100 bytes of payload each: 2,000 in all
+    grouped = [asyncio.create_task(client.predict_json({"text": text})) for text in texts]
+    await wait_until_async(lambda: client.coalescer.waiting == len(texts), 5, "the texts to wait for a group")
+    release.set()
+    await asyncio.gather(first, *grouped)
+    await client.aclose()
+    group = fake.bodies[-1][0]
+    assert len(group) > DEFAULT_DOCUMENT_BYTES and group.count(b'"text"') == len(texts)
+    assert fake.served_by == ["ner_model", "ner_model"]
+
+
 async def test_without_a_document_lane_documents_go_to_the_model_and_the_lane_is_asked_again_later(
     fake: FakeTorchServe, monkeypatch
 ):
