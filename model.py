@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -94,6 +95,80 @@ class BertTokenClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of shape (batch, sequence, num_labels)."""
         hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        logits: torch.Tensor = self.classifier(self.dropout(hidden))
+        return logits
+
+    @property
+    def packed_unsupported(self) -> str | None:
+        """Why ``forward_packed`` cannot compute this config without padding (None: it can)."""
+        config = self.config
+        position_type = getattr(config, "position_embedding_type", "absolute")
+        if position_type != "absolute":
+            return f"position_embedding_type {position_type!r} (only 'absolute' is packed)"
+        if config.is_decoder or config.add_cross_attention:
+            return "a decoder (causal or cross attention)"
+        return None
+
+    def forward_packed(self, input_ids: torch.Tensor, lengths: Sequence[int]) -> torch.Tensor:
+        """Logits of shape (total_tokens, num_labels) for rows packed end to end, without any padding.
+
+        ``input_ids`` (total_tokens,) holds every row's tokens one row after another, row ``r`` being
+        ``lengths[r]`` tokens (each at least one). The per-token work (embeddings with each row's own positions
+        0.., token type 0, every Linear, LayerNorm, the activation, the head) runs once on the
+        (total_tokens, hidden) packed tokens; only attention sees rows: each run of consecutive rows of one length
+        is a zero-copy (rows, heads, length, head_size) view of the packed q/k/v, attended without a mask, so
+        attention has no padding either. Rows sorted by length (as the handler's passes are) make the fewest runs.
+
+        It calls this module's own submodules (``self.bert.embeddings``, and of each
+        ``self.bert.encoder.layer[i]`` the query/key/value Linears, ``attention.output``, ``intermediate`` and
+        ``output``, then ``self.classifier``), so both paths use the same weights, and the int8 Linears that
+        ``quantize_int8_dynamic`` puts in place of each ``nn.Linear`` run as they are (activations are then
+        quantized over the packed tokens only, not over padding). Device-agnostic (torch ops only).
+
+        Covered: BERT encoders with absolute position embeddings; ``hidden_act`` and ``layer_norm_eps`` are the
+        modules' own. A config it does not cover (``packed_unsupported``: another ``position_embedding_type``, a
+        decoder) runs the padded ``forward`` on the rows padded from the packed input and returns its logits packed
+        the same way: the same answer, without the saving.
+        """
+        device = input_ids.device
+        total, rows = int(input_ids.shape[0]), len(lengths)
+        if sum(lengths) != total or min(lengths, default=1) < 1:
+            raise ValueError(f"{total} packed tokens but row lengths {list(lengths)[:8]}... (each >= 1)")
+        row_lengths = torch.tensor(lengths, device=device)
+        row_starts = torch.cumsum(row_lengths, 0) - row_lengths
+        positions = torch.arange(total, device=device) - torch.repeat_interleave(
+            row_starts, row_lengths, output_size=total
+        )
+        if self.packed_unsupported is not None:
+            width = max(lengths)
+            row_of_token = torch.repeat_interleave(torch.arange(rows, device=device), row_lengths, output_size=total)
+            place = row_of_token * width + positions  # each packed token's place in the (rows, width) padding
+            padded_ids = input_ids.new_zeros(rows * width).index_copy_(0, place, input_ids)
+            mask = input_ids.new_zeros(rows * width).index_fill_(0, place, 1)
+            padded = self(padded_ids.view(rows, width), mask.view(rows, width))
+            return padded.reshape(rows * width, -1)[place]
+
+        runs = []  # (first token, rows, length) of each run of consecutive rows of one length
+        first = 0
+        for length, run in itertools.groupby(lengths):
+            count = len(list(run))
+            runs.append((first, count, length))
+            first += count * length
+        hidden = self.bert.embeddings(input_ids=input_ids[None], position_ids=positions[None])[0]
+        layers = cast(Sequence[Any], self.bert.encoder.layer)  # BertLayer modules, whose attributes are untyped
+        for layer in layers:
+            attention = layer.attention.self
+            heads, size = attention.num_attention_heads, attention.attention_head_size
+            q, k, v = attention.query(hidden), attention.key(hidden), attention.value(hidden)
+            contexts = []
+            for first, count, length in runs:
+                tokens = slice(first, first + count * length)
+                q_run, k_run, v_run = (x[tokens].view(count, length, heads, size).transpose(1, 2) for x in (q, k, v))
+                attended = nn.functional.scaled_dot_product_attention(q_run, k_run, v_run, scale=attention.scaling)
+                contexts.append(attended.transpose(1, 2).reshape(count * length, heads * size))
+            context = contexts[0] if len(contexts) == 1 else torch.cat(contexts)
+            output = layer.attention.output(context, hidden)
+            hidden = layer.output(layer.intermediate(output), output)
         logits: torch.Tensor = self.classifier(self.dropout(hidden))
         return logits
 

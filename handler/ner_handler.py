@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -217,13 +217,20 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
         return pieces, errors
 
     def inference(self, batch: PreparedBatch, *args: Any, **kwargs: Any) -> list[np.ndarray]:
-        """The forward passes only: one per length-sorted sub-batch, logits back as float32 arrays."""
+        """The forward passes only: one per length-sorted sub-batch, logits back as float32 arrays; a packed pass
+        (``handler.forward: packed``) runs padding-free and answers (total_tokens, num_labels)."""
         logits = []
         with torch.inference_mode():
             for forward in batch.passes:
-                input_ids = torch.from_numpy(forward.input_ids).to(self.device, non_blocking=True)
-                mask = torch.from_numpy(forward.attention_mask).to(self.device, non_blocking=True)
-                logits.append(self.model(input_ids=input_ids, attention_mask=mask).float().cpu().numpy())
+                if forward.packed:
+                    input_ids = torch.from_numpy(forward.packed_ids).to(self.device, non_blocking=True)
+                    model = cast(BertTokenClassifier, self.model)  # also after quantize_int8_dynamic
+                    output = model.forward_packed(input_ids, forward.lengths)
+                else:
+                    input_ids = torch.from_numpy(forward.input_ids).to(self.device, non_blocking=True)
+                    mask = torch.from_numpy(forward.attention_mask).to(self.device, non_blocking=True)
+                    output = self.model(input_ids=input_ids, attention_mask=mask)
+                logits.append(output.float().cpu().numpy())
         return logits
 
     def postprocess(self, batch: PreparedBatch, logits: list[np.ndarray]) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ import torch
 
 from model import BertTokenClassifier
 from nerserve.checkpoint import CheckpointError
+from tests.support.paths import DEMO_MODEL_DIR
 from tests.support.tiny_models import LABELS
 
 
@@ -213,3 +214,117 @@ def test_an_unknown_head_activation_names_the_field(classic_checkpoint, tmp_path
     (ckpt / "bert_for_token_classification_config.json").write_text(json.dumps({**head, "activation": "swish"}))
     with pytest.raises(CheckpointError, match=r"bert_for_token_classification_config.json: field 'activation'"):
         BertTokenClassifier.from_checkpoint(ckpt)
+
+
+# --- the padding-free forward: same logits as transformers, on the packed tokens of every row ---------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint_512(tmp_path_factory):
+    """The tiny model with BERT's 512 positions, so rows can be as long as the server's windows."""
+    from tests.support.tiny_models import build_hf_checkpoint
+
+    return build_hf_checkpoint(tmp_path_factory.mktemp("tiny_512"), max_positions=512)
+
+
+DEVICES = [
+    "cpu",
+    pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")),
+]
+
+
+def random_rows(seed, vocab_size, max_rows=40, max_length=512):
+    """Padded (ids, mask) of 1..max_rows rows of random lengths 1..max_length, and the lengths."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = int(torch.randint(1, max_rows + 1, (1,), generator=generator))
+    lengths = torch.randint(1, max_length + 1, (rows,), generator=generator).tolist()
+    ids = torch.randint(5, vocab_size, (rows, max(lengths)), generator=generator)
+    mask = (torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]).long()
+    return ids * mask, mask, lengths
+
+
+def packed_logits(model, ids, mask, lengths):
+    """``model.forward_packed`` on the rows of (ids, mask) end to end."""
+    return model.forward_packed(ids[mask.bool()], lengths)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("seed", range(6))
+def test_packed_forward_gives_the_logits_of_transformers(checkpoint_512, seed, device):
+    from transformers import BertForTokenClassification
+
+    ours = BertTokenClassifier.from_checkpoint(checkpoint_512).to(device)
+    reference = BertForTokenClassification.from_pretrained(checkpoint_512).eval().to(device)
+    ids, mask, lengths = random_rows(seed, ours.config.vocab_size)
+    if seed % 2:  # the handler's passes are sorted longest first (fewest attention runs); any order is right
+        order = sorted(range(len(lengths)), key=lambda r: -lengths[r])
+        ids, mask, lengths = ids[order], mask[order], [lengths[r] for r in order]
+    ids, mask = ids.to(device), mask.to(device)
+    with torch.inference_mode():
+        expected = reference(input_ids=ids, attention_mask=mask).logits[mask.bool()]
+        packed = packed_logits(ours, ids, mask, lengths)
+    assert packed.shape == (sum(lengths), len(LABELS))
+    assert (packed - expected).abs().max().item() < 1e-4
+
+
+def test_packed_forward_runs_a_deeper_classic_head(classic_checkpoint):
+    model = BertTokenClassifier.from_checkpoint(classic_checkpoint)
+    ids, mask, lengths = random_rows(7, model.config.vocab_size, max_length=64)
+    with torch.inference_mode():
+        assert torch.allclose(packed_logits(model, ids, mask, lengths), model(ids, mask)[mask.bool()], atol=1e-5)
+
+
+def test_packed_forward_calls_the_int8_modules(checkpoint_512):
+    from model import quantize_int8_dynamic
+
+    fp32 = BertTokenClassifier.from_checkpoint(checkpoint_512)
+    int8 = quantize_int8_dynamic(fp32)
+    # Rows of one length: the padded forward sees exactly the packed tokens, so int8 activations quantize alike.
+    ids, mask = torch.randint(5, fp32.config.vocab_size, (3, 50)), torch.ones(3, 50, dtype=torch.long)
+    with torch.inference_mode():
+        packed = packed_logits(int8, ids, mask, [50, 50, 50])
+        assert (packed - int8(ids, mask)[mask.bool()]).abs().max().item() < 1e-4
+        assert (packed - packed_logits(fp32, ids, mask, [50, 50, 50])).abs().max().item() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "change, reason",
+    [({"is_decoder": True}, "a decoder"), ({"position_embedding_type": "relative_key"}, "position_embedding_type")],
+)
+def test_a_config_the_packed_forward_does_not_cover_runs_padded(tiny_checkpoint, change, reason):
+    from transformers import BertConfig
+
+    loaded = BertTokenClassifier.from_checkpoint(tiny_checkpoint)
+    assert loaded.packed_unsupported is None
+    config = BertConfig.from_dict({**loaded.config.to_dict(), **change})
+    model = BertTokenClassifier(config, loaded.id2label)
+    model.load_state_dict(loaded.state_dict())
+    model.eval()
+    assert reason in (model.packed_unsupported or "")
+    ids, mask, lengths = random_rows(3, config.vocab_size, max_rows=6, max_length=40)
+    with torch.inference_mode():
+        assert torch.allclose(packed_logits(model, ids, mask, lengths), model(ids, mask)[mask.bool()], atol=1e-5)
+        if config.is_decoder:  # causal attention: the packed (bidirectional) computation would differ
+            assert not torch.allclose(packed_logits(loaded, ids, mask, lengths), model(ids, mask)[mask.bool()])
+
+
+def test_packed_rows_must_cover_the_tokens(tiny_checkpoint):
+    model = BertTokenClassifier.from_checkpoint(tiny_checkpoint)
+    with pytest.raises(ValueError, match="5 packed tokens but row lengths"):
+        model.forward_packed(torch.tensor([2, 40, 41, 42, 3]), [3, 3])
+    with pytest.raises(ValueError, match="each >= 1"):
+        model.forward_packed(torch.tensor([2, 40, 41, 42, 3]), [5, 0])
+
+
+@pytest.mark.demo
+@pytest.mark.skipif(not (DEMO_MODEL_DIR / "model.safetensors").is_file(), reason="no demo model")
+@pytest.mark.parametrize("seed", range(3))
+def test_packed_forward_gives_the_logits_of_transformers_on_the_demo_model(seed):
+    from transformers import BertForTokenClassification
+
+    ours = BertTokenClassifier.from_checkpoint(DEMO_MODEL_DIR)
+    reference = BertForTokenClassification.from_pretrained(DEMO_MODEL_DIR).eval()
+    ids, mask, lengths = random_rows(seed, ours.config.vocab_size, max_rows=12 if seed else 40)
+    with torch.inference_mode():
+        expected = reference(input_ids=ids, attention_mask=mask).logits[mask.bool()]
+        assert (packed_logits(ours, ids, mask, lengths) - expected).abs().max().item() < 1e-4

@@ -5,6 +5,13 @@ texts are every text of every request of the batch in one flat list (``nerserve.
 request each came from): a request of one text is one entry, a KServe request of N texts N entries. Every row of
 a forward pass names its window by ``WindowRef`` (document, window), so its logits go straight back to their
 document whatever order the length sort put the rows in.
+
+A pass runs padded (``input_ids`` and ``attention_mask``, logits (rows, padded_len, num_labels)) or, with the
+``forward: packed`` setting, padding-free: its rows' tokens end to end (``packed_ids``, ``lengths``), logits
+(total_tokens, num_labels) from ``BertTokenClassifier.forward_packed``. That setting also plans passes differently:
+rows of at most ``PACKED_PAD_FREELY_UP_TO`` tokens share a pass whatever their lengths; and a pass that would be
+less than ``PACKED_MIN_PADDING`` padding runs padded all the same (measurements: docs/PERFORMANCE.md,
+"Padding-free forward").
 """
 
 from __future__ import annotations
@@ -19,9 +26,17 @@ from nerserve.bodies import BatchBodies, Body
 from nerserve.decoding import decode_entities, softmax, to_segments
 from nerserve.protocol import BodyKind, OutputFormat, error_body
 from nerserve.requests import NerRequest, RequestError, internal_error
-from nerserve.settings import HandlerSettings
+from nerserve.settings import ForwardMode, HandlerSettings
 from nerserve.tokenization import WordPieces
 from nerserve.windows import plan_windows, stitch_scores
+
+# Rows up to this many tokens share a packed pass whatever their lengths (a packed pass has no padding to waste):
+# fewer, larger passes of short sentences measured faster; a longer row keeps the padded planner's half-padding
+# rule, as joining short sentences to 512-piece windows measured slower (docs/PERFORMANCE.md).
+PACKED_PAD_FREELY_UP_TO = 64
+# A pass with less padding than this (a fraction of its padded tokens) gains less from packing than packing costs
+# (full 512-piece windows measured 0.93-0.95x packed with int8, 1.00-1.02x in fp32): it runs padded.
+PACKED_MIN_PADDING = 0.1
 
 
 class WindowRef(NamedTuple):
@@ -43,12 +58,30 @@ class Document:
 
 @dataclasses.dataclass(frozen=True)
 class ForwardPass:
-    """Padded inputs of one forward pass; row ``r`` is window ``rows[r]``, ``lengths[r]`` tokens with [CLS]/[SEP]."""
+    """Inputs of one forward pass; row ``r`` is window ``rows[r]``, ``lengths[r]`` tokens with [CLS]/[SEP].
+
+    ``packed``: the handler runs it padding-free on ``packed_ids`` and ``lengths`` and gets logits of shape
+    (total_tokens, num_labels), row after row (row ``r`` from ``cu_seqlens[r]``); otherwise padded on
+    ``input_ids`` and ``attention_mask``, logits (rows, padded_len, num_labels). The padded arrays are kept either
+    way: they bound the pass's memory.
+    """
 
     rows: list[WindowRef]
     input_ids: np.ndarray  # (rows, padded_len) int64
     attention_mask: np.ndarray  # (rows, padded_len) int64
     lengths: list[int]
+    packed: bool = False
+
+    @property
+    def packed_ids(self) -> np.ndarray:
+        """(total_tokens,) int64: every row's tokens without padding, one row after another."""
+        ids: np.ndarray = self.input_ids[self.attention_mask.astype(bool)]
+        return ids
+
+    @property
+    def cu_seqlens(self) -> np.ndarray:
+        """(rows + 1,) int64: row ``r`` is ``packed_ids[cu_seqlens[r]:cu_seqlens[r + 1]]``."""
+        return np.concatenate([[0], np.cumsum(self.lengths)]).astype(np.int64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +120,7 @@ def prepare_batch(
     if bodies.text_count != size:
         raise ValueError(f"the requests hold {bodies.text_count} texts, the batch {size}")
     body = settings.max_length - 2
+    packed = settings.forward is ForwardMode.PACKED
     errors = dict(errors)
     documents: list[Document] = []
     window_refs: list[WindowRef] = []
@@ -103,7 +137,8 @@ def prepare_batch(
         window_refs.extend(WindowRef(doc_index, window_index) for window_index in range(len(spans)))
         lengths.extend(end - start + 2 for start, end in spans)
     passes = []
-    for group in plan_sub_batches(lengths, settings.tokens_per_forward):
+    pad_freely_up_to = PACKED_PAD_FREELY_UP_TO if packed else 0
+    for group in plan_sub_batches(lengths, settings.tokens_per_forward, pad_freely_up_to):
         width = max(lengths[w] for w in group)
         input_ids = np.full((len(group), width), pad_id, dtype=np.int64)
         mask = np.zeros((len(group), width), dtype=np.int64)
@@ -114,16 +149,20 @@ def prepare_batch(
             input_ids[row, 1 : 1 + end - start] = doc.pieces.ids[start:end]
             input_ids[row, 1 + end - start] = sep_id
             mask[row, : lengths[w]] = 1
-        passes.append(ForwardPass([window_refs[w] for w in group], input_ids, mask, [lengths[w] for w in group]))
+        rows = [window_refs[w] for w in group]
+        row_lengths = [lengths[w] for w in group]
+        padding = 1 - sum(row_lengths) / input_ids.size
+        passes.append(ForwardPass(rows, input_ids, mask, row_lengths, packed and padding >= PACKED_MIN_PADDING))
     return PreparedBatch(size, errors, documents, window_refs, passes, bodies)
 
 
-def plan_sub_batches(lengths: Sequence[int], tokens_per_forward: int) -> list[list[int]]:
+def plan_sub_batches(lengths: Sequence[int], tokens_per_forward: int, pad_freely_up_to: int = 0) -> list[list[int]]:
     """Group sequence indices into forward passes of similar length, each under a padded-token budget.
 
     Indices are sorted by length (longest first, so the first pass shows the worst memory at once); a pass holds
     as many sequences as fit when all are padded to its longest one, and a new pass starts where a sequence would
-    be more than half padding (a sentence next to a document's 512-piece windows).
+    be more than half padding (a sentence next to a document's 512-piece windows), unless the pass's longest
+    sequence has at most ``pad_freely_up_to`` tokens (packed passes: ``PACKED_PAD_FREELY_UP_TO``).
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batches: list[list[int]] = []
@@ -131,7 +170,8 @@ def plan_sub_batches(lengths: Sequence[int], tokens_per_forward: int) -> list[li
     for index in order:
         padded_len = lengths[current[0]] if current else lengths[index]
         over_budget = (len(current) + 1) * padded_len > tokens_per_forward
-        if current and (over_budget or 2 * lengths[index] < padded_len):
+        too_much_padding = 2 * lengths[index] < padded_len and padded_len > pad_freely_up_to
+        if current and (over_budget or too_much_padding):
             batches.append(current)
             current = []
         current.append(index)
@@ -143,14 +183,26 @@ def plan_sub_batches(lengths: Sequence[int], tokens_per_forward: int) -> list[li
 def logits_by_document(batch: PreparedBatch, pass_logits: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
     """Per document, per window in order, the logits of the window's word pieces ([CLS], [SEP], padding cut off).
 
-    ``pass_logits[p]`` holds the logits of ``batch.passes[p]``, shape (rows, padded_len, num_labels).
+    ``pass_logits[p]`` holds the logits of ``batch.passes[p]``: shape (rows, padded_len, num_labels), or
+    (total_tokens, num_labels) with the rows end to end for a packed pass.
     """
     if len(pass_logits) != len(batch.passes):
         raise ValueError(f"{len(batch.passes)} forward passes but {len(pass_logits)} logits arrays")
     found: list[dict[int, np.ndarray]] = [{} for _ in batch.documents]
-    for forward, logits in zip(batch.passes, pass_logits, strict=True):
+    for index, (forward, logits) in enumerate(zip(batch.passes, pass_logits, strict=True)):
+        expected = (sum(forward.lengths),) if forward.packed else forward.input_ids.shape
+        if logits.shape[: len(expected)] != expected or logits.ndim != len(expected) + 1:
+            raise ValueError(
+                f"forward pass {index} ({'packed' if forward.packed else 'padded'}) needs logits of shape "
+                f"{(*expected, 'num_labels')}, got {logits.shape}"
+            )
+        starts = forward.cu_seqlens if forward.packed else None
         for row, (ref, length) in enumerate(zip(forward.rows, forward.lengths, strict=True)):
-            found[ref.doc_index][ref.window_index] = logits[row, 1 : length - 1]
+            if starts is not None:
+                window = logits[starts[row] + 1 : starts[row] + length - 1]
+            else:
+                window = logits[row, 1 : length - 1]
+            found[ref.doc_index][ref.window_index] = window
     return [[windows[w] for w in range(len(doc.spans))] for doc, windows in zip(batch.documents, found, strict=True)]
 
 

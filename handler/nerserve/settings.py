@@ -33,6 +33,15 @@ class Quantization(enum.StrEnum):
     INT8_DYNAMIC = "int8_dynamic"
 
 
+class ForwardMode(enum.StrEnum):
+    """How a forward pass feeds the model its rows (docs/PERFORMANCE.md, "Padding-free forward")."""
+
+    # The rows' tokens end to end: every per-token layer skips the padding, only attention sees rows.
+    PACKED = "packed"
+    # Rows padded to the pass's longest (transformers' own forward).
+    PADDED = "padded"
+
+
 @dataclasses.dataclass(frozen=True)
 class HandlerSettings:
     """Knobs read from the ``handler:`` section of the archive's model-config YAML.
@@ -55,6 +64,9 @@ class HandlerSettings:
         sub-batches under this budget, so short sentences are never padded to the longest document.
     default_aggregation / default_format: used when a request does not say.
     quantization: "int8_dynamic" runs the Linear layers in int8 on CPU (faster, slightly different scores).
+    forward: "packed" runs each forward pass padding-free (the per-token layers on the rows' tokens end to end, only
+        attention on rows; the same logits within float rounding), "padded" pads each pass's rows to its longest.
+        Measurements: docs/PERFORMANCE.md, "Padding-free forward".
     torch_threads: intra-op threads of this worker's CPU forward passes; 0 keeps torch's default (one per core).
         How to choose it with the worker count: docs/PERFORMANCE.md.
     release_memory_after_pieces: after a batch of more than this many padded word pieces the worker hands its
@@ -78,6 +90,7 @@ class HandlerSettings:
     default_aggregation: Aggregation = Aggregation.FIRST
     default_format: OutputFormat = OutputFormat.ENTITIES
     quantization: Quantization = Quantization.NONE
+    forward: ForwardMode = ForwardMode.PACKED
     torch_threads: int = 0
     release_memory_after_pieces: int = DEFAULT_RELEASE_MEMORY_AFTER_PIECES
     document_lane_niceness: int = DEFAULT_DOCUMENT_LANE_NICENESS
@@ -145,6 +158,8 @@ class HandlerSettings:
             values["default_format"] = parse_option(OutputFormat, values["default_format"], "default_format")
         if "quantization" in values:
             values["quantization"] = parse_option(Quantization, values["quantization"], "quantization")
+        if "forward" in values:
+            values["forward"] = parse_option(ForwardMode, values["forward"], "forward")
         for name in (
             "max_text_chars",
             "max_texts_per_request",

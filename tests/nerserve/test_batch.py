@@ -1,18 +1,29 @@
 """Batch planning and the way back: hand-built word pieces and logits, no tokenizer and no model."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from nerserve.batch import WindowRef, build_responses, logits_by_document, plan_sub_batches, prepare_batch
+from nerserve.batch import (
+    PACKED_MIN_PADDING,
+    PACKED_PAD_FREELY_UP_TO,
+    WindowRef,
+    build_responses,
+    logits_by_document,
+    plan_sub_batches,
+    prepare_batch,
+)
 from nerserve.protocol import Aggregation, OutputFormat, error_body
 from nerserve.requests import NerRequest, RequestError
-from nerserve.settings import HandlerSettings
+from nerserve.settings import ForwardMode, HandlerSettings
 from nerserve.tokenization import WordPieces
 
 CLS, SEP, PAD = 2, 3, 0
 ID2LABEL = {0: "O", 1: "B-LOC", 2: "I-LOC", 3: "B-PER"}
 # Windows of 6 word pieces (8 with [CLS]/[SEP]) overlapping by 2; at most 16 padded tokens per forward pass.
 SETTINGS = HandlerSettings(max_length=8, window_overlap=2, tokens_per_forward=16)
+MODES = list(ForwardMode)
 
 
 def document(first_id, words, output_format=OutputFormat.ENTITIES):
@@ -33,7 +44,7 @@ TINY = ["hi", "there"]
 ERROR = RequestError(400, "field 'text' is required")
 
 
-def mixed_batch():
+def mixed_batch(mode=ForwardMode.PADDED):
     """Request 0 short, 1 a client error, 2 a three-window document, 3 a two-piece text asking for segments."""
     docs = {0: document(300, SHORT), 2: document(100, LONG), 3: document(200, TINY, OutputFormat.SEGMENTS)}
     return prepare_batch(
@@ -41,7 +52,7 @@ def mixed_batch():
         {index: request for index, (request, _) in docs.items()},
         {index: pieces for index, (_, pieces) in docs.items()},
         {1: ERROR},
-        SETTINGS,
+        dataclasses.replace(SETTINGS, forward=mode),
         CLS,
         SEP,
         PAD,
@@ -50,12 +61,14 @@ def mixed_batch():
 
 def labels_as_logits(batch, labels_of_piece_id):
     """Per forward pass, logits whose argmax is the label of each row's word piece (by its id), and whose first
-    column repeats the input id, so a test can see which piece each returned row came from."""
+    column repeats the input id, so a test can see which piece each returned row came from: (rows, padded_len,
+    labels) for a padded pass, (total_tokens, labels) for a packed one, as the model answers each."""
     out = []
     for forward in batch.passes:
-        logits = np.zeros((*forward.input_ids.shape, len(ID2LABEL)), dtype=np.float32)
-        for (row, position), piece_id in np.ndenumerate(forward.input_ids):
-            logits[row, position, labels_of_piece_id.get(int(piece_id), 0)] = 1000.0 + piece_id
+        ids = forward.packed_ids if forward.packed else forward.input_ids
+        logits = np.zeros((*ids.shape, len(ID2LABEL)), dtype=np.float32)
+        for place, piece_id in np.ndenumerate(ids):
+            logits[(*place, labels_of_piece_id.get(int(piece_id), 0))] = 1000.0 + piece_id
         out.append(logits)
     return out
 
@@ -87,8 +100,11 @@ def test_each_row_of_a_pass_is_its_window_between_cls_and_sep():
             assert forward.attention_mask[row].tolist() == [1] * length + [0] * (len(ids) - length)
 
 
-def test_logits_go_back_to_their_document_and_window_in_order():
-    batch = mixed_batch()
+@pytest.mark.parametrize("mode", MODES)
+def test_logits_go_back_to_their_document_and_window_in_order(mode):
+    batch = mixed_batch(mode)
+    # Packed mode: the pass of rows 8 and 5 runs packed; the passes of one length (8 + 8, and 4) have no padding.
+    assert [forward.packed for forward in batch.passes] == [False, mode is ForwardMode.PACKED, False]
     per_document = logits_by_document(batch, labels_as_logits(batch, {}))
     returned_ids = [[(window[:, 0] - 1000).astype(int).tolist() for window in windows] for windows in per_document]
     assert returned_ids == [
@@ -98,8 +114,9 @@ def test_logits_go_back_to_their_document_and_window_in_order():
     ]
 
 
-def test_responses_come_back_in_request_order_with_errors_in_place():
-    batch = mixed_batch()
+@pytest.mark.parametrize("mode", MODES)
+def test_responses_come_back_in_request_order_with_errors_in_place(mode):
+    batch = mixed_batch(mode)
     # "Anna" is a person; w5..w8 a place that crosses two window seams.
     labels = {300: 3, 105: 1, 106: 2, 107: 2, 108: 2}
     responses = build_responses(batch, labels_as_logits(batch, labels), ID2LABEL)
@@ -137,3 +154,70 @@ def test_sub_batches_respect_the_budget_and_sort_by_length():
         assert all(2 * lengths[i] >= lengths[batch[0]] for i in batch)
     assert [[lengths[i] for i in b] for b in batches] == [[512, 300], [300], [41, 40], [7, 6, 5]]
     assert plan_sub_batches([], 100) == []
+
+
+def test_a_packed_pass_is_its_rows_tokens_end_to_end():
+    batch = mixed_batch(ForwardMode.PACKED)
+    assert any(forward.packed for forward in batch.passes)
+    for forward in batch.passes:
+        cu = forward.cu_seqlens
+        assert cu.tolist() == np.cumsum([0, *forward.lengths]).tolist()
+        assert forward.packed_ids.shape == (sum(forward.lengths),)
+        for row, length in enumerate(forward.lengths):
+            assert forward.packed_ids[cu[row] : cu[row + 1]].tolist() == forward.input_ids[row, :length].tolist()
+
+
+def test_logits_of_the_wrong_shape_for_the_pass_are_refused():
+    packed = mixed_batch(ForwardMode.PACKED)
+    padded = mixed_batch(ForwardMode.PADDED)
+    with pytest.raises(ValueError, match=r"forward pass 1 \(packed\) needs logits of shape \(13, 'num_labels'\)"):
+        logits_by_document(packed, labels_as_logits(padded, {}))
+    with pytest.raises(ValueError, match=r"forward pass 1 \(padded\) needs logits of shape \(2, 8, 'num_labels'\)"):
+        logits_by_document(padded, labels_as_logits(packed, {}))
+
+
+def test_packed_passes_let_short_rows_of_any_length_share_a_pass():
+    lengths = [40, 10, 300, 100, 12, PACKED_PAD_FREELY_UP_TO, 20]
+    as_lengths = lambda batches: [[lengths[i] for i in b] for b in batches]  # noqa: E731
+    assert as_lengths(plan_sub_batches(lengths, 4096)) == [[300], [100, 64], [40, 20], [12, 10]]
+    # Short rows join whatever the padding; longer ones keep the half-padding rule, and the budget still holds.
+    packed = plan_sub_batches(lengths, 4096, PACKED_PAD_FREELY_UP_TO)
+    assert as_lengths(packed) == [[300], [100, 64], [40, 20, 12, 10]]
+    assert as_lengths(plan_sub_batches(lengths, 130, PACKED_PAD_FREELY_UP_TO)) == [[300], [100], [64, 40], [20, 12, 10]]
+
+
+def test_the_forward_setting_decides_how_each_pass_runs_and_is_planned():
+    docs = {i: document(100 + 10 * i, ["w"] * n) for i, n in enumerate([1, 5, 2])}  # rows of 3, 7 and 4 tokens
+    settings = HandlerSettings(max_length=8, window_overlap=2, tokens_per_forward=64)
+
+    def plan(mode):
+        batch = prepare_batch(
+            3,
+            {i: r for i, (r, _) in docs.items()},
+            {i: p for i, (_, p) in docs.items()},
+            {},
+            dataclasses.replace(settings, forward=mode),
+            CLS,
+            SEP,
+            PAD,
+        )
+        return [(forward.packed, forward.lengths) for forward in batch.passes]
+
+    assert plan(ForwardMode.PADDED) == [(False, [7, 4]), (False, [3])]
+    assert plan(ForwardMode.PACKED) == [(True, [7, 4, 3])]
+
+
+def test_a_packed_pass_with_little_padding_runs_padded():
+    """Packing costs a little; a pass of rows of one length, or nearly, has less padding to save than that."""
+    settings = HandlerSettings(max_length=100, window_overlap=2, tokens_per_forward=1000, forward=ForwardMode.PACKED)
+
+    def packed(words_per_row):
+        docs = {i: document(100 * (i + 1), ["w"] * n) for i, n in enumerate(words_per_row)}
+        requests, pieces = {i: r for i, (r, _) in docs.items()}, {i: p for i, (_, p) in docs.items()}
+        [forward] = prepare_batch(len(docs), requests, pieces, {}, settings, CLS, SEP, PAD).passes
+        assert forward.input_ids.shape == (len(docs), max(words_per_row) + 2)
+        return forward.packed
+
+    assert not packed([60, 60, 60])
+    assert not packed([60, 60, 60 - int(PACKED_MIN_PADDING * 3 * 62) + 1])  # just under the threshold
+    assert packed([60, 60, 60 - int(PACKED_MIN_PADDING * 3 * 62) - 1])

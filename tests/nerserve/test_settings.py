@@ -3,7 +3,7 @@
 import pytest
 
 from nerserve.protocol import DEFAULT_MAX_TEXT_CHARS, Aggregation, OutputFormat
-from nerserve.settings import HandlerSettings, Quantization
+from nerserve.settings import ForwardMode, HandlerSettings, Quantization
 
 
 def test_settings_validate_and_name_the_field():
@@ -71,3 +71,20 @@ def test_word_piece_limits_validate_and_the_request_limit_follows_the_text_limit
         HandlerSettings(max_text_pieces=0)
     with pytest.raises(ValueError, match="max_request_bytes"):
         HandlerSettings.from_mapping({"max_request_bytes": "1MB"})
+
+
+def test_the_forward_mode_parses_from_yaml_and_defaults_to_packed():
+    assert HandlerSettings().forward is ForwardMode.PACKED
+    assert HandlerSettings.from_mapping({"forward": "Padded"}).forward is ForwardMode.PADDED
+    with pytest.raises(ValueError, match=r"'forward' must be one of \['packed', 'padded'\]"):
+        HandlerSettings.from_mapping({"forward": "unpadded"})
+
+
+def test_the_shipped_model_config_loads_with_the_default_forward_mode():
+    import yaml
+
+    from tests.support.paths import HANDLER_DIR
+
+    config = yaml.safe_load((HANDLER_DIR / "model_config.yaml").read_text(encoding="utf-8"))
+    assert config["handler"]["forward"] == HandlerSettings().forward.value
+    assert HandlerSettings.from_mapping(config["handler"]).forward is ForwardMode.PACKED
