@@ -32,7 +32,7 @@ from nerserve.priority import lower_cpu_priority
 from nerserve.protocol import BATCH_SIZE_HEADER, MODEL_VERSION_HEADER, OTHER_SEGMENT, is_document_lane
 from nerserve.requests import NerRequest, RequestError, internal_error
 from nerserve.safe_logging import log_failure
-from nerserve.settings import HandlerSettings, Quantization
+from nerserve.settings import ForwardMode, HandlerSettings, Quantization
 from nerserve.tokenization import WordPieces, check_vocabulary, encode_batch, load_tokenizer
 
 if TYPE_CHECKING:
@@ -92,11 +92,15 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
         self.model_version = str(manifest.get("model", {}).get("modelVersion", "unknown"))
         self.initialized = True
         self._warm_up()
+        forward = self.settings.forward.value
+        if self.settings.forward is ForwardMode.PACKED and classifier.packed_unsupported is not None:
+            forward = f"padded, as packed does not cover {classifier.packed_unsupported}"
         logger.info(
-            "NER model ready on %s (%s, %d torch threads): %d labels, windows of %d word pieces (overlap %d), %d "
-            "padded tokens per forward%s",
+            "NER model ready on %s (%s, %s forward, %d torch threads): %d labels, windows of %d word pieces "
+            "(overlap %d), %d padded tokens per forward%s",
             self.device,
             self.settings.quantization.value,
+            forward,
             torch.get_num_threads(),
             len(self.id2label),
             self.settings.max_length,
