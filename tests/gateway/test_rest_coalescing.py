@@ -89,6 +89,16 @@ async def post_all(http: httpx2.AsyncClient, calls: list[dict[str, Any]]) -> lis
     return [asyncio.create_task(http.post("/v1/entities", json=call)) for call in calls]
 
 
+async def released_together(
+    held: Held, client: Any, blocker: asyncio.Task[httpx2.Response], tasks: list[asyncio.Task[httpx2.Response]]
+) -> list[httpx2.Response]:
+    """Once every call of ``tasks`` waits for a group behind the held ``blocker``, release it: the responses of
+    the blocker and of the calls, in that order."""
+    await wait_until_async(lambda: client.coalescer.waiting == len(tasks), 5, "the calls to wait for a group")
+    held.release.set()
+    return list(await asyncio.gather(blocker, *tasks))
+
+
 async def passthrough(calls: list[dict[str, Any]], script_of: Any = None) -> list[httpx2.Response]:
     """The same calls one after the other through a gateway that coalesces nothing (its fake's script made by
     ``script_of(fake)``): what a client saw before."""
@@ -119,11 +129,8 @@ async def test_rest_calls_waiting_for_a_group_slot_go_up_as_one_v1_request_and_e
     held = Held()
     async with gateway(held) as (http, client):
         blocker = await take_the_slot(held, http)
-        tasks = await post_all(http, calls)
-        await wait_until_async(lambda: client.coalescer.waiting == len(calls), 5, "the calls to wait for a group")
-        held.release.set()
-        responses = await asyncio.gather(*tasks)
-        assert (await blocker).headers[BATCH_SIZE_HEADER] == "1"
+        held_response, *responses = await released_together(held, client, blocker, await post_all(http, calls))
+        assert held_response.headers[BATCH_SIZE_HEADER] == "1"
     assert len(held.fake.bodies) == 2  # the held call, then one request for all the others
     assert sent_instances(held.fake, 1) == sorted(calls, key=lambda call: call["text"])
     assert [response.json() for response in responses] == [
@@ -165,10 +172,7 @@ async def test_a_per_text_error_in_a_group_is_the_calls_own_answer_as_passthroug
     held.fake.script = refuse_like_the_handler(held.fake)
     async with gateway(held) as (http, client):
         blocker = await take_the_slot(held, http)
-        tasks = await post_all(http, calls)
-        await wait_until_async(lambda: client.coalescer.waiting == len(calls), 5, "the calls to wait for a group")
-        held.release.set()
-        responses = await asyncio.gather(blocker, *tasks)
+        responses = await released_together(held, client, blocker, await post_all(http, calls))
     assert len(held.fake.bodies) == 2 and len(sent_instances(held.fake, 1)) == len(calls)
     assert [response.status_code for response in responses[1:]] == [200, 400, 413, 200]
     assert responses[2].json() == {"code": 400, "type": "BadRequest", "message": "'aggregation' must be one of [...]"}
@@ -244,10 +248,7 @@ async def test_a_group_that_torchserve_cannot_serve_yet_is_retried_as_a_group():
     calls = [{"text": f"Call {name}"} for name in ("Anna", "Bert", "Carl")]
     async with gateway(held) as (http, client):
         blocker = await take_the_slot(held, http)
-        tasks = await post_all(http, calls)
-        await wait_until_async(lambda: client.coalescer.waiting == len(calls), 5, "the calls to wait for a group")
-        held.release.set()
-        responses = await asyncio.gather(blocker, *tasks)
+        responses = await released_together(held, client, blocker, await post_all(http, calls))
     assert [response.json() for response in responses[1:]] == [{"entities": fake_entities(c["text"])} for c in calls]
     assert len(held.fake.bodies) == 3 and held.fake.bodies[1] == held.fake.bodies[2]  # the same group, twice
     assert sent_instances(held.fake, 2) == calls
@@ -263,9 +264,7 @@ async def test_a_group_refused_as_a_whole_sends_each_call_again_as_it_came():
             asyncio.create_task(http.post("/v1/entities", content=c, headers={"Content-Type": "application/json"}))
             for c in contents
         ]
-        await wait_until_async(lambda: client.coalescer.waiting == 2, 5, "the calls to wait for a group")
-        held.release.set()
-        responses = await asyncio.gather(blocker, *tasks)
+        responses = await released_together(held, client, blocker, tasks)
     assert len(held.refused) == 1  # the group, then each call by itself, byte for byte
     assert sorted(body for body, _ in held.fake.bodies[1:]) == sorted(contents)
     assert [response.json() for response in responses[1:]] == [
