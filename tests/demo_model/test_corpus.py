@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import random
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from demo_model import build, corpus
+from demo_model import build, corpus, inventory
 from demo_model.evaluation import evaluate, load_eval_set, score_entities
 
 
@@ -103,6 +107,92 @@ def test_corpus_has_the_intended_sentence_shapes(training_corpus):
     assert {label for e in training_corpus for label in labels(e)} == set(corpus.ENTITY_TYPES)
 
 
+def test_corpus_has_the_styles_users_paste(training_corpus):
+    texts = [e.text for e in training_corpus]
+    assert any(t.isupper() and len(t) > 20 for t in texts)  # ALL CAPS headlines
+    assert any(t.islower() and len(t) > 20 for t in texts)  # lower-case chat
+    assert any("\n- " in t or "\n• " in t for t in texts)  # bullet lists
+    assert any(re.search(r"\n\d+\.? .+ \d+ \d+", t) for t in texts)  # league tables
+    assert any(" | " in t for t in texts)
+    assert any(len(e.tokens) >= 40 for e in training_corpus)  # paragraphs and long sentences
+    assert sum(len(e.tokens) >= 100 for e in training_corpus) >= 100  # documents: long serving windows
+    assert any(len(e.tokens) <= 2 for e in training_corpus)  # fragments
+
+
+def test_entities_stand_next_to_punctuation_quotes_and_brackets(training_corpus):
+    before = {e.text[s.start - 1] for e in training_corpus for s in e.entities if s.start > 0}
+    after = {e.text[s.end] for e in training_corpus for s in e.entities if s.end < len(e.text)}
+    assert {"(", "[", '"', "“", "«", "/", "\n"} <= before
+    assert {")", "]", '"', "”", "»", "'", "’", ",", ".", "?", "!", ":", "-"} <= after
+
+
+def test_common_words_stand_where_names_do(training_corpus):
+    """Hard negatives: texts that open with a common word (capitalised) or hold no entity at all."""
+    nouns = {entry.split("|")[0].casefold() for entry in corpus.read_entries(corpus.DATA_DIR / "words" / "nouns.txt")}
+    people = {w.casefold() for w in corpus.read_entries(corpus.DATA_DIR / "words" / "people.txt")}
+    openers = [
+        e for e in training_corpus if e.tokens and e.tags[0] == "O" and e.tokens[0].text.casefold() in nouns | people
+    ]
+    assert len(openers) >= 0.02 * len(training_corpus)
+    assert sum(not e.entities for e in training_corpus) >= 0.05 * len(training_corpus)
+
+
+def test_no_template_puts_two_names_of_one_type_side_by_side():
+    """ "{FIRST} {SUR}" would tag one name as two PER entities (B-PER B-PER): label noise."""
+    labels = {slot: {label for _, label in corpus._FILLERS[slot](random.Random(0))} - {None} for slot in corpus.SLOTS}
+    for name in corpus.SHAPE_FILES:
+        for entry in corpus.read_entries(corpus.DATA_DIR / name):
+            for first, second in re.findall(r"\{([A-Z_]+)\}\s+(?=\{([A-Z_]+)\})", entry):
+                assert not labels[first] & labels[second], f"{name}: {entry!r}"
+
+
+def test_names_keep_one_type_across_the_inventories():
+    """A surface that is a place, a nationality or language, or a plain word is never also a person's name."""
+    inv = inventory.inventories()
+    people = {n.casefold() for n in (*inv.first_names, *inv.surnames)}
+    places = {n.casefold() for n in (*inv.cities, *inv.towns, *inv.countries, *inv.subdivisions, *inv.regions)}
+    misc = {n.casefold() for n in (*inv.nationalities, *inv.languages)}
+    assert not people & places
+    assert not people & misc
+    assert not people & inventory.plain_words()
+    assert not {n.casefold() for n in inv.towns} & misc
+    assert all(inventory.is_latin_name(n) for n in (*inv.first_names, *inv.surnames, *inv.towns, *inv.countries))
+    # the libraries, not the hand lists, make most of the inventories
+    assert len(inv.first_names) > 10 * len(corpus.read_entries(corpus.DATA_DIR / "names" / "first_names.txt"))
+    assert len(inv.countries) > 240 and len(inv.languages) > 150 and len(inv.towns) > 1000
+
+
+def test_the_corpus_is_the_same_in_another_process_without_network(tmp_path):
+    """Fixed seeds everywhere (Faker's included), nothing from the network, nothing from the hash seed."""
+    script = tmp_path / "digest.py"
+    script.write_text(
+        "import hashlib, socket\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise OSError('network used')\n"
+        "socket.socket.connect = refuse\n"
+        "socket.create_connection = refuse\n"
+        "from demo_model import corpus\n"
+        "texts = [e.text + repr(e.entities) for e in corpus.generate_corpus(3000, seed=13)]\n"
+        "print(hashlib.sha256('\\n'.join(texts).encode()).hexdigest())\n",
+        encoding="utf-8",
+    )
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True)
+        digests.add(result.stdout.strip())
+    assert len(digests) == 1
+
+
+def test_casing_variants_keep_the_spans():
+    segments = [("Floods hit ", None), ("Weißenfels", "LOC"), (" after the storm", None)]
+    for case in ("upper", "lower", "title"):
+        text, spans = corpus._join(corpus._cased(segments, case))
+        assert [text[s.start : s.end].casefold() for s in spans] in (["weißenfels"], ["weissenfels"])
+    text, _ = corpus._join(corpus._cased(segments, "title"))
+    assert text == "Floods Hit Weißenfels After the Storm"
+
+
 def test_iob2_tags_for_adjacent_entities_of_one_type():
     text = "Paris, London and Rome"
     tokens = corpus.tokenize_with_spans(text)
@@ -138,7 +228,7 @@ def test_the_templates_header_documents_every_slot():
 def test_a_template_with_an_unknown_slot_is_refused(tmp_path, monkeypatch):
     (tmp_path / "templates.txt").write_text("{PER} met {PRESIDENT}.\n", encoding="utf-8")
     monkeypatch.setattr(corpus, "DATA_DIR", tmp_path)
-    corpus.templates.cache_clear()  # nothing read from tmp_path is cached: templates() raises
+    corpus.shapes.cache_clear()  # nothing read from tmp_path is cached: templates() raises
     with pytest.raises(ValueError, match=r"templates.txt: '\{PER\} met \{PRESIDENT\}.' uses the unknown slot"):
         corpus.templates()
 

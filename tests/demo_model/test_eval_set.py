@@ -41,6 +41,16 @@ def test_the_command_line_check_passes_and_counts_the_set(training, capsys):
     assert "no_entity" in out
 
 
+def test_the_development_set_passes_the_same_rules(training, capsys):
+    """The set the corpus was tuned on (its errors read), apart from the evaluation set (only its scores read)."""
+    assert eval_set.main(["--dev"], training=lambda: training) == 0
+    assert capsys.readouterr().out.startswith("dev_handwritten.jsonl: ok, ")
+    dev = {eval_set.normalise(e["text"]) for e in eval_set.load_handwritten(eval_set.DEV_JSONL_PATH)}
+    assert len(dev) >= eval_set.DEV_MIN_SENTENCES
+    shared = dev & {eval_set.normalise(e["text"]) for e in eval_set.load_handwritten()}
+    assert not shared, f"{len(shared)} texts of the development set are in the evaluation set"  # texts not shown
+
+
 def test_the_evaluation_code_reads_the_set_as_the_source_marks_it():
     source = eval_set.parse_source()
     loaded = load_eval_set(eval_set.JSONL_PATH)

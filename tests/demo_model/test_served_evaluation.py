@@ -6,14 +6,16 @@ scripts/test.sh builds the demo model first, so these run in CI; a bare `pytest`
 from __future__ import annotations
 
 import json
+import re
 from itertools import pairwise
 
 import pytest
 import requests
 
-from demo_model.evaluation import EntityDict, evaluate, load_eval_set
+from demo_model.eval_set import load_handwritten
+from demo_model.evaluation import EntityDict, evaluate, load_eval_set, score_entities
 from tests.support.handler_harness import load_handler, run_batch
-from tests.support.paths import DEMO_MODEL_DIR
+from tests.support.paths import DEMO_MODEL_DIR, ROOT
 
 METRICS = DEMO_MODEL_DIR / "demo_model_metrics.json"
 MERKEL = "Angela Merkel met Tim Cook in Berlin."
@@ -34,9 +36,43 @@ def spans(entities):
     return [(e["label"], e["text"], e["start"], e["end"]) for e in entities]
 
 
-def test_the_readme_sentence(demo_handler):
-    responses, _ = run_batch(demo_handler, [{"body": {"text": MERKEL}}])
-    assert spans(responses[0]["entities"]) == MERKEL_ENTITIES
+# The README's requests to TorchServe with the JSON answer shown under them, and its one-chunk stream example.
+README_REQUEST = re.compile(
+    r"^\$ curl [^\n]*?(?:-d '(?P<json>[^']*)'|--data-binary '(?P<plain>[^']*)')[^\n]*/predictions/ner_model\n"
+    r"(?P<answer>\{\n.*?\n\})$",
+    re.MULTILINE | re.DOTALL,
+)
+README_STREAM = re.compile(
+    r"-d '(?P<json>[^']*)' \\\n\s*http://127\.0\.0\.1:8000/v1/stream\n.*?^data: (?P<event>\{.*\})$", re.M | re.S
+)
+
+
+def readme_examples(readme: str) -> list[tuple[dict | bytes, dict]]:
+    """(request body, answer shown) for every example of a prediction with its answer in README.md's text."""
+    examples: list[tuple[dict | bytes, dict]] = [
+        (json.loads(m["json"]) if m["json"] else m["plain"].encode(), json.loads(m["answer"]))
+        for m in README_REQUEST.finditer(readme)
+    ]
+    for m in README_STREAM.finditer(readme):
+        event = json.loads(m["event"])
+        assert event["chunks"] == 1, "a one-chunk stream is the handler's answer for the whole text"
+        examples.append((json.loads(m["json"]), {"entities": event["entities"]}))
+    return examples
+
+
+def test_the_readme_examples_answer_as_shown(demo_handler):
+    """Every README answer of the demo model (entities, offsets, scores) is what it answers now: a rebuilt model
+    must come with updated examples."""
+    examples = readme_examples((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert len(examples) >= 4  # three requests and the stream: a README rewrite must keep this test reading them
+    for body, shown in examples:
+        content_type = None if isinstance(body, dict) else "text/plain"
+        responses, _ = run_batch(demo_handler, [{"body": body}], [content_type])
+        (key,) = shown
+        answered = responses[0][key]
+        assert [{**item, "score": None} for item in answered] == [{**item, "score": None} for item in shown[key]]
+        assert [item["score"] for item in answered] == pytest.approx([item["score"] for item in shown[key]], abs=1e-3)
+    assert spans(examples[0][1]["entities"]) == MERKEL_ENTITIES  # the sentence the build checks
 
 
 def test_our_serving_path_reproduces_the_build_evaluation(demo_handler):
@@ -52,6 +88,41 @@ def test_our_serving_path_reproduces_the_build_evaluation(demo_handler):
     assert ours["micro"]["fp"] == recorded["micro"]["fp"]
     assert ours["micro"]["fn"] == recorded["micro"]["fn"]
     assert ours["micro"]["f1"] >= 0.9, ours["micro"]
+
+
+# A regression guard, not a tuning target: a little under the built model's entity micro F1 on the hand-written set
+# (demo_model_metrics.json records the measured figure; the README reports it).
+HANDWRITTEN_F1_FLOOR = 0.87
+HANDWRITTEN_AS_DOCUMENT_F1_FLOOR = 0.77
+
+
+def test_the_served_model_holds_its_score_on_the_hand_written_set(demo_handler):
+    """Text written independently of the generator, scored through our handler: the same counts as the build's
+    pipeline, and not below the floor."""
+
+    def predict(texts: list[str]) -> list[list[EntityDict]]:
+        responses, _ = run_batch(demo_handler, [{"body": {"text": t}} for t in texts])
+        return [[{"label": e["label"], "start": e["start"], "end": e["end"]} for e in r["entities"]] for r in responses]
+
+    ours = evaluate(predict, load_handwritten())
+    recorded = json.loads(METRICS.read_text())["handwritten"]
+    assert [ours["micro"][k] for k in ("tp", "fp", "fn")] == [recorded["micro"][k] for k in ("tp", "fp", "fn")]
+    assert ours["micro"]["f1"] >= HANDWRITTEN_F1_FLOOR, ours["micro"]
+
+
+def test_the_hand_written_set_as_one_long_document(demo_handler):
+    """The hand-written texts joined into one document of ~22,000 characters, read in 512-piece windows. It scores
+    below the texts one by one (texts without a final stop run into the next: the model sees no line breaks), but
+    a model trained on short texts alone fell much further (0.70); the corpus's long documents hold it up."""
+    document, gold = "", []
+    for example in load_handwritten():
+        document += "\n\n" if document else ""
+        offset = len(document)
+        gold += [{**e, "start": e["start"] + offset, "end": e["end"] + offset} for e in example["entities"]]
+        document += example["text"]
+    responses, _ = run_batch(demo_handler, [{"body": {"text": document}}])
+    found = [{"label": e["label"], "start": e["start"], "end": e["end"]} for e in responses[0]["entities"]]
+    assert score_entities([gold], [found])["micro"]["f1"] >= HANDWRITTEN_AS_DOCUMENT_F1_FLOOR
 
 
 @pytest.mark.integration  # a real TorchServe, like everything under an integration/ folder
