@@ -132,13 +132,29 @@ def ceiling_ratios(rows: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
-def build_workload(seed: int, sentences: int, documents: int) -> list[str]:
-    """A fixed mix: short and medium sentences from the project's generator, plus a few multi-paragraph documents."""
+# The generator also writes lists, chat, paragraphs and long documents for training; the workloads take its one-line
+# texts under this many characters as their sentences and make their own documents.
+SENTENCE_MAX_CHARS = 300
+
+
+def generated_sentences(count: int, seed: int) -> list[str]:
+    """``count`` distinct one-line texts of under ``SENTENCE_MAX_CHARS`` characters from the project's generator, in
+    its order. A seed of its own, so the benchmark's sentences are not the demo model's training sentences."""
     from demo_model.corpus import generate_corpus
 
+    unique: dict[str, None] = {}
+    size = count
+    while len(unique) < count:
+        size *= 2
+        texts = (example.text for example in generate_corpus(size, seed=seed))
+        unique = dict.fromkeys(text for text in texts if "\n" not in text and len(text) < SENTENCE_MAX_CHARS)
+    return list(unique)[:count]
+
+
+def build_workload(seed: int, sentences: int, documents: int) -> list[str]:
+    """A fixed mix: short and medium sentences from the project's generator, plus a few multi-paragraph documents."""
     rng = random.Random(seed)
-    # A seed of its own, so the benchmark's sentences are not the demo model's training sentences.
-    pool = [example.text for example in generate_corpus(sentences + documents * 40, seed=seed)]
+    pool = generated_sentences(sentences + documents * 40, seed)
     rng.shuffle(pool)
     texts = pool[:sentences]
     for d in range(documents):
@@ -152,14 +168,7 @@ def build_workload(seed: int, sentences: int, documents: int) -> list[str]:
 def short_workload(seed: int, count: int) -> list[str]:
     """``count`` distinct short sentences from the project's generator (no documents): the workload most users
     send. Distinct, so repeated rounds never send a text twice."""
-    from demo_model.corpus import generate_corpus
-
-    unique: dict[str, None] = {}
-    size = count
-    while len(unique) < count:
-        size *= 2
-        unique = dict.fromkeys(example.text for example in generate_corpus(size, seed=seed))
-    texts = list(unique)[:count]
+    texts = generated_sentences(count, seed)
     random.Random(seed).shuffle(texts)
     return texts
 
@@ -167,9 +176,7 @@ def short_workload(seed: int, count: int) -> list[str]:
 def latency_mix(seed: int, requests: int, every: int, document_chars: int) -> list[tuple[str, str]]:
     """``requests`` (kind, text) pairs in sending order: every ``every``-th a document of ``document_chars``
     characters (paragraphs of generated sentences, cut at a word), the rest short sentences."""
-    from demo_model.corpus import generate_corpus
-
-    pool = [example.text for example in generate_corpus(max(requests, 400), seed=seed)]
+    pool = generated_sentences(max(requests, 400), seed)
     rng = random.Random(seed)
     mix: list[tuple[str, str]] = []
     for index in range(requests):
@@ -344,8 +351,8 @@ def handler_context() -> Any:
 
 
 def single_forward_latency(handler: Any, threads: int, runs: int = 200) -> list[float]:
-    """Milliseconds of one forward pass on the short sentence, batch of one (tokenised beforehand), on
-    ``threads`` intra-op threads (restored afterwards)."""
+    """Milliseconds of the forward pass the handler runs for the short sentence alone (tokenised and planned
+    beforehand: packed or padded as its settings say), on ``threads`` intra-op threads (restored afterwards)."""
     import torch
 
     before = torch.get_num_threads()
@@ -357,15 +364,12 @@ def single_forward_latency(handler: Any, threads: int, runs: int = 200) -> list[
 
 
 def _forward_latency(handler: Any, runs: int) -> list[float]:
-    import torch
-
-    [(ids, mask)] = forward_inputs(handler, [SHORT_SENTENCE])
+    batch = handler.preprocess([{"body": {"text": SHORT_SENTENCE}}])
     out = []
-    with torch.inference_mode():
-        for _ in range(runs + 5):
-            started = time.perf_counter()
-            handler.model(ids, mask)
-            out.append((time.perf_counter() - started) * 1000)
+    for _ in range(runs + 5):
+        started = time.perf_counter()
+        handler.inference(batch)
+        out.append((time.perf_counter() - started) * 1000)
     return out[5:]
 
 

@@ -9,9 +9,9 @@ document whatever order the length sort put the rows in.
 A pass runs padded (``input_ids`` and ``attention_mask``, logits (rows, padded_len, num_labels)) or, with the
 ``forward: packed`` setting, padding-free: its rows' tokens end to end (``packed_ids``, ``lengths``), logits
 (total_tokens, num_labels) from ``BertTokenClassifier.forward_packed``. That setting also plans passes differently:
-rows of at most ``PACKED_PAD_FREELY_UP_TO`` tokens share a pass whatever their lengths; and a pass that would be
-less than ``PACKED_MIN_PADDING`` padding runs padded all the same (measurements: docs/PERFORMANCE.md,
-"Padding-free forward").
+rows of at most ``PACKED_PAD_FREELY_UP_TO`` tokens share a pass whatever their lengths, and run packed even without
+padding; a pass of longer rows that would be less than ``PACKED_MIN_PADDING`` padding runs padded all the same
+(measurements: docs/PERFORMANCE.md, "Padding-free forward").
 """
 
 from __future__ import annotations
@@ -34,8 +34,11 @@ from nerserve.windows import plan_windows, stitch_scores
 # fewer, larger passes of short sentences measured faster; a longer row keeps the padded planner's half-padding
 # rule, as joining short sentences to 512-piece windows measured slower (docs/PERFORMANCE.md).
 PACKED_PAD_FREELY_UP_TO = 64
-# A pass with less padding than this (a fraction of its padded tokens) gains less from packing than packing costs
-# (full 512-piece windows measured 0.93-0.95x packed with int8, 1.00-1.02x in fp32): it runs padded.
+# A pass of rows longer than PACKED_PAD_FREELY_UP_TO with less padding than this (a fraction of its padded tokens)
+# gains less from packing than packing costs (full 512-piece windows measured 0.87-0.95x packed with int8,
+# 1.00-1.04x in fp32): it runs padded. Short rows run packed even with no padding at all: there the padded forward's
+# own overhead (the attention mask) costs more (one sentence of 14-64 pieces 1.10-1.18x packed, 32 of 16 pieces
+# 1.03-1.04x).
 PACKED_MIN_PADDING = 0.1
 
 
@@ -152,7 +155,8 @@ def prepare_batch(
         rows = [window_refs[w] for w in group]
         row_lengths = [lengths[w] for w in group]
         padding = 1 - sum(row_lengths) / input_ids.size
-        passes.append(ForwardPass(rows, input_ids, mask, row_lengths, packed and padding >= PACKED_MIN_PADDING))
+        pack = packed and (padding >= PACKED_MIN_PADDING or width <= PACKED_PAD_FREELY_UP_TO)
+        passes.append(ForwardPass(rows, input_ids, mask, row_lengths, pack))
     return PreparedBatch(size, errors, documents, window_refs, passes, bodies)
 
 

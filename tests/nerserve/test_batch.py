@@ -103,8 +103,8 @@ def test_each_row_of_a_pass_is_its_window_between_cls_and_sep():
 @pytest.mark.parametrize("mode", MODES)
 def test_logits_go_back_to_their_document_and_window_in_order(mode):
     batch = mixed_batch(mode)
-    # Packed mode: the pass of rows 8 and 5 runs packed; the passes of one length (8 + 8, and 4) have no padding.
-    assert [forward.packed for forward in batch.passes] == [False, mode is ForwardMode.PACKED, False]
+    # Packed mode: every pass runs packed, those of one length (8 + 8, and 4) too, as their rows are short.
+    assert [forward.packed for forward in batch.passes] == [mode is ForwardMode.PACKED] * 3
     per_document = logits_by_document(batch, labels_as_logits(batch, {}))
     returned_ids = [[(window[:, 0] - 1000).astype(int).tolist() for window in windows] for windows in per_document]
     assert returned_ids == [
@@ -170,9 +170,9 @@ def test_a_packed_pass_is_its_rows_tokens_end_to_end():
 def test_logits_of_the_wrong_shape_for_the_pass_are_refused():
     packed = mixed_batch(ForwardMode.PACKED)
     padded = mixed_batch(ForwardMode.PADDED)
-    with pytest.raises(ValueError, match=r"forward pass 1 \(packed\) needs logits of shape \(13, 'num_labels'\)"):
+    with pytest.raises(ValueError, match=r"forward pass 0 \(packed\) needs logits of shape \(16, 'num_labels'\)"):
         logits_by_document(packed, labels_as_logits(padded, {}))
-    with pytest.raises(ValueError, match=r"forward pass 1 \(padded\) needs logits of shape \(2, 8, 'num_labels'\)"):
+    with pytest.raises(ValueError, match=r"forward pass 0 \(padded\) needs logits of shape \(2, 8, 'num_labels'\)"):
         logits_by_document(padded, labels_as_logits(packed, {}))
 
 
@@ -207,8 +207,9 @@ def test_the_forward_setting_decides_how_each_pass_runs_and_is_planned():
     assert plan(ForwardMode.PACKED) == [(True, [7, 4, 3])]
 
 
-def test_a_packed_pass_with_little_padding_runs_padded():
-    """Packing costs a little; a pass of rows of one length, or nearly, has less padding to save than that."""
+def test_a_packed_pass_of_long_rows_with_little_padding_runs_padded_and_short_rows_always_pack():
+    """Packing costs a little; a pass of long rows of one length, or nearly, has less padding to save than that. A
+    pass of short rows runs packed even with no padding (the padded forward's own overhead costs more there)."""
     settings = HandlerSettings(max_length=100, window_overlap=2, tokens_per_forward=1000, forward=ForwardMode.PACKED)
 
     def packed(words_per_row):
@@ -218,6 +219,9 @@ def test_a_packed_pass_with_little_padding_runs_padded():
         assert forward.input_ids.shape == (len(docs), max(words_per_row) + 2)
         return forward.packed
 
-    assert not packed([60, 60, 60])
-    assert not packed([60, 60, 60 - int(PACKED_MIN_PADDING * 3 * 62) + 1])  # just under the threshold
-    assert packed([60, 60, 60 - int(PACKED_MIN_PADDING * 3 * 62) - 1])
+    assert not packed([90, 90, 90])
+    assert not packed([90, 90, 90 - int(PACKED_MIN_PADDING * 3 * 92) + 1])  # just under the threshold
+    assert packed([90, 90, 90 - int(PACKED_MIN_PADDING * 3 * 92) - 1])
+    short = PACKED_PAD_FREELY_UP_TO - 2  # words: with [CLS] and [SEP], rows of PACKED_PAD_FREELY_UP_TO tokens
+    assert packed([short, short, short]) and packed([short]) and packed([5])
+    assert not packed([short + 1])  # one token longer: a long row, no padding

@@ -8,6 +8,7 @@ import pytest
 
 from nertools.bench import (
     RESULT_KEYS,
+    SENTENCE_MAX_CHARS,
     add_ratios,
     bench_handler,
     bench_raw_ceiling,
@@ -102,7 +103,7 @@ def test_latency_rows_give_percentiles_per_kind_and_the_short_tail_ratio():
 def test_the_short_workload_is_distinct_sentences_without_documents():
     texts = short_workload(seed=5, count=300)
     assert len(texts) == len(set(texts)) == 300
-    assert not any("\n\n" in text for text in texts) and max(len(text) for text in texts) < 400
+    assert not any("\n" in text for text in texts) and max(len(text) for text in texts) < SENTENCE_MAX_CHARS
     assert texts == short_workload(seed=5, count=300)
 
 
