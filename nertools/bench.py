@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from nertools.handler_module import load_handler_module
 from nertools.paths import CHECKPOINT_DIR, MODEL_CONFIG, ROOT
 
@@ -310,13 +312,12 @@ def handler_f1(handler: Any) -> float:
 
 
 def bench_raw_ceiling(handler: Any, texts: list[str], batch_size: int = 32) -> dict[str, Any]:
-    """Forward passes only, on inputs tokenised, windowed and length-sorted beforehand: what the model can do."""
+    """Forward passes only, padded, on the handler's windows of all ``texts`` tokenised beforehand and sorted by
+    length across the whole workload, in batches of ``batch_size``: what the model can do (the issue's ceiling)."""
     import torch
 
     tensors = [
-        inputs
-        for i in range(0, len(texts), batch_size)
-        for inputs in forward_inputs(handler, texts[i : i + batch_size])
+        (torch.from_numpy(ids), torch.from_numpy(mask)) for ids, mask in ceiling_batches(handler, texts, batch_size)
     ]
     with torch.inference_mode():
         handler.model(*tensors[0])
@@ -326,12 +327,27 @@ def bench_raw_ceiling(handler: Any, texts: list[str], batch_size: int = 32) -> d
     return result_row("raw_forward_ceiling", "in-process", len(texts), time.perf_counter() - started)
 
 
-def forward_inputs(handler: Any, texts: list[str]) -> list[tuple[Any, Any]]:
-    """(input_ids, attention_mask) of each forward pass the handler's preprocess plans for one batch of ``texts``."""
-    import torch
-
+def ceiling_batches(handler: Any, texts: list[str], batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(input_ids, attention_mask) of the ceiling's passes: every window the handler's preprocess makes of
+    ``texts`` (with [CLS]/[SEP]), all sorted by length, cut into batches of ``batch_size`` padded to their longest."""
     batch = handler.preprocess([{"body": {"text": text}} for text in texts])
-    return [(torch.from_numpy(p.input_ids), torch.from_numpy(p.attention_mask)) for p in batch.passes]
+    rows = [p.input_ids[r, :length] for p in batch.passes for r, length in enumerate(p.lengths)]
+    return padded_batches(sorted(rows, key=len), batch_size)
+
+
+def padded_batches(rows: list[np.ndarray], batch_size: int, pad_id: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``rows`` in order, ``batch_size`` at a time, each batch padded to its longest row (masked)."""
+    out = []
+    for i in range(0, len(rows), batch_size):
+        chunk = rows[i : i + batch_size]
+        width = max(len(row) for row in chunk)
+        ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(chunk), width), dtype=np.int64)
+        for r, row in enumerate(chunk):
+            ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        out.append((ids, mask))
+    return out
 
 
 def bench_handler(handler: Any, texts: list[str], batch_size: int = 32) -> dict[str, Any]:

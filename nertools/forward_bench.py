@@ -7,9 +7,10 @@ timed through its own ``inference()``: the forward passes only, no tokenizing or
 other load falls on both alike; the table gives each arm's median and padded / packed (above 1: packed is faster),
 and the largest logit difference between the arms.
 
-Workloads: ``short9`` / ``short32``: short sentences in arrival order, batches of 9 / 32 (a served batch of 9 is
-what 32 clients gave on 2 cores); ``mixed``: batches of one multi-paragraph document (512-piece windows) and 15
-short sentences; ``long``: documents only, every pass full windows.
+Workloads: ``short1`` / ``short9`` / ``short32``: short sentences in arrival order, batches of 1 / 9 / 32 (one
+client's lone request; a served batch of 9 is what 32 clients gave on 2 cores); ``mixed``: batches of one
+multi-paragraph document (512-piece windows) and 15 short sentences; ``long``: documents only, every pass full
+windows.
 
 Run: .venv/bin/python -m nertools.forward_bench [--threads 1 2] [--quantization none int8_dynamic]
 """
@@ -31,7 +32,7 @@ from nertools.bench import build_workload, load_handler, short_workload
 from nertools.paths import CHECKPOINT_DIR
 
 ARMS = ("padded", "packed")
-WORKLOADS = ("short9", "short32", "mixed", "long")
+WORKLOADS = ("short1", "short9", "short32", "mixed", "long")
 MIXED_SENTENCES_PER_DOCUMENT = 15
 DOCUMENT_PARTS = 3
 
@@ -41,7 +42,7 @@ DOCUMENT_PARTS = 3
 
 def workload_batches(name: str, sentences: list[str], documents: list[str]) -> list[list[str]]:
     """The batches of texts of one workload, in arrival order (see the module docstring)."""
-    if name in ("short9", "short32"):
+    if name in ("short1", "short9", "short32"):
         size = int(name.removeprefix("short"))
         return [sentences[i : i + size] for i in range(0, len(sentences), size)]
     if name == "mixed":

@@ -13,10 +13,10 @@ from nertools.bench import (
     bench_handler,
     bench_raw_ceiling,
     build_workload,
+    ceiling_batches,
     ceiling_ratios,
     cpu_per_request,
     failed_texts,
-    forward_inputs,
     handler_f1,
     inference_of,
     instances_bodies,
@@ -25,6 +25,7 @@ from nertools.bench import (
     listening_process,
     load_handler,
     markdown_table,
+    padded_batches,
     percentile,
     process_role,
     result_row,
@@ -67,11 +68,19 @@ def test_ratios_without_a_baseline_stay_empty():
     assert rows[0]["vs_baseline"] is None
 
 
+def test_padded_batches_pad_each_batch_to_its_longest_row_and_mask_the_padding():
+    rows = [np.array([5, 6]), np.array([7, 8, 9]), np.array([4])]
+    (ids1, mask1), (ids2, mask2) = padded_batches(rows, batch_size=2, pad_id=0)
+    assert ids1.tolist() == [[5, 6, 0], [7, 8, 9]] and mask1.tolist() == [[1, 1, 0], [1, 1, 1]]
+    assert ids2.tolist() == [[4]] and mask2.tolist() == [[1]]
+
+
 def test_the_in_process_rows_run_on_the_handlers_data_path(tiny_checkpoint):
     """The rows that drive the handler directly (preprocess's forward passes, handle()) follow its current API."""
     handler = load_handler(tiny_checkpoint)
     texts = ["Angela Merkel met Tim Cook in Berlin.", "john smith flew to paris", "x " * 600]
-    assert [len(forward_inputs(handler, [text])) for text in texts[:2]] == [1, 1]
+    [(ids, mask)] = ceiling_batches(handler, texts[:2], batch_size=32)
+    assert ids.shape[0] == 2 and mask.sum(axis=1).tolist() == sorted(mask.sum(axis=1).tolist())
     for row in (bench_raw_ceiling(handler, texts, batch_size=2), bench_handler(handler, texts, batch_size=2)):
         assert tuple(row) == RESULT_KEYS and row["texts"] == len(texts) and row["errors"] == 0
     assert len(single_forward_latency(handler, threads=1, runs=3)) == 3

@@ -19,6 +19,7 @@ DOCUMENTS = ["document A", "document B"]
 def test_workloads_keep_arrival_order_in_batches_of_their_size():
     assert workload_batches("short9", SENTENCES, DOCUMENTS) == [SENTENCES[i : i + 9] for i in range(0, 40, 9)]
     assert [len(batch) for batch in workload_batches("short32", SENTENCES, DOCUMENTS)] == [32, 8]
+    assert workload_batches("short1", SENTENCES, DOCUMENTS) == [[sentence] for sentence in SENTENCES]
     mixed = workload_batches("mixed", SENTENCES, DOCUMENTS)
     assert [batch[0] for batch in mixed] == DOCUMENTS
     assert mixed[1][1:] == SENTENCES[MIXED_SENTENCES_PER_DOCUMENT : 2 * MIXED_SENTENCES_PER_DOCUMENT]
