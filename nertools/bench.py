@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from nertools.handler_module import load_handler_module
+from nertools.http_load import Connection
 from nertools.paths import CHECKPOINT_DIR, MODEL_CONFIG, ROOT
 
 BASELINE = "hf_pipeline_bs32"
@@ -416,38 +417,41 @@ async def bench_rest(
 ) -> dict[str, Any]:
     """``concurrency`` REST clients posting ``texts`` to ``url`` (a TorchServe on this host, for the CPU figures):
     one text per request as ``{"text": ...}``, or ``texts_per_request`` > 1 texts per KServe v1 ``instances`` body
-    (then latencies are per request, throughput and CPU per text)."""
-    import httpx2
-
+    (then latencies are per request, throughput and CPU per text). Each client is one kept-alive
+    ``nertools.http_load.Connection`` (the load generator shares the server's cores: it must cost little)."""
     bodies = (
         [{"text": text} for text in texts] if texts_per_request == 1 else instances_bodies(texts, texts_per_request)
     )
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
+    queue: asyncio.Queue[tuple[dict[str, Any], bytes]] = asyncio.Queue()
+    for body in bodies:  # encoded beforehand, as a load generator prepares its requests
+        queue.put_nowait((body, json.dumps(body).encode("utf-8")))
     latencies: list[float] = []
     errors = 0
-    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx2.AsyncClient(timeout=300, limits=limits) as client:
+    # One kept-alive connection per client, opened and used once before the clock starts (connection + warm path).
+    connections = [Connection(url) for _ in range(concurrency)]
+    warm = json.dumps({"text": SHORT_SENTENCE}).encode("utf-8")
+    await asyncio.gather(*(connection.post(warm) for connection in connections))
 
-        async def worker() -> None:
-            nonlocal errors
-            while True:
-                try:
-                    body = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                started = time.perf_counter()
-                response = await client.post(url, json=body)
-                latencies.append((time.perf_counter() - started) * 1000)
-                errors += failed_texts(response.status_code, response.json() if "instances" in body else None, body)
+    async def client(connection: Connection) -> None:
+        nonlocal errors
+        while True:
+            try:
+                body, content = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            started = time.perf_counter()
+            status, answer = await connection.post(content)
+            latencies.append((time.perf_counter() - started) * 1000)
+            errors += failed_texts(status, json.loads(answer) if "instances" in body else None, body)
 
-        await client.post(url, json={"text": SHORT_SENTENCE})  # connection + warm path
+    try:
         server_before = server_cpu_seconds(url)
         started, cpu_started = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(client(connection) for connection in connections))
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         server_after = server_cpu_seconds(url)
+    finally:
+        await asyncio.gather(*(connection.close() for connection in connections))
     row = result_row(name, "served", len(texts), seconds, latencies, concurrency, errors)
     row["texts_per_request"] = texts_per_request
     row["client_cpu_share"] = round(cpu / seconds, 3)  # the load generator shares the machine's cores
