@@ -314,12 +314,11 @@ def handler_f1(handler: Any) -> float:
 
 def bench_raw_ceiling(handler: Any, texts: list[str], batch_size: int = 32) -> dict[str, Any]:
     """Forward passes only, padded, on the handler's windows of all ``texts`` tokenised beforehand and sorted by
-    length across the whole workload, in batches of ``batch_size``: what the model can do (the issue's ceiling)."""
+    length across the whole workload (``ceiling_batches``): what the model can do (the issue's ceiling)."""
     import torch
 
-    tensors = [
-        (torch.from_numpy(ids), torch.from_numpy(mask)) for ids, mask in ceiling_batches(handler, texts, batch_size)
-    ]
+    batches = ceiling_batches(handler, texts, batch_size)
+    tensors = [(torch.from_numpy(ids), torch.from_numpy(mask)) for ids, mask in batches]
     with torch.inference_mode():
         handler.model(*tensors[0])
         started = time.perf_counter()
@@ -330,25 +329,30 @@ def bench_raw_ceiling(handler: Any, texts: list[str], batch_size: int = 32) -> d
 
 def ceiling_batches(handler: Any, texts: list[str], batch_size: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(input_ids, attention_mask) of the ceiling's passes: every window the handler's preprocess makes of
-    ``texts`` (with [CLS]/[SEP]), all sorted by length, cut into batches of ``batch_size`` padded to their longest."""
+    ``texts`` (with [CLS]/[SEP]), sorted by length across the whole workload and grouped as the handler's padded
+    planner groups them (a new pass where a row would be more than half padding, under its padded-token budget:
+    a few document windows must not pad 30 sentences to 512 pieces), then cut into batches of ``batch_size``."""
+    from nerserve.batch import plan_sub_batches
+
     batch = handler.preprocess([{"body": {"text": text}} for text in texts])
     rows = [p.input_ids[r, :length] for p in batch.passes for r, length in enumerate(p.lengths)]
-    return padded_batches(sorted(rows, key=len), batch_size)
+    groups = plan_sub_batches([len(row) for row in rows], handler.settings.tokens_per_forward)
+    return [
+        padded_batch([rows[i] for i in group[start : start + batch_size]])
+        for group in groups
+        for start in range(0, len(group), batch_size)
+    ]
 
 
-def padded_batches(rows: list[np.ndarray], batch_size: int, pad_id: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``rows`` in order, ``batch_size`` at a time, each batch padded to its longest row (masked)."""
-    out = []
-    for i in range(0, len(rows), batch_size):
-        chunk = rows[i : i + batch_size]
-        width = max(len(row) for row in chunk)
-        ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
-        mask = np.zeros((len(chunk), width), dtype=np.int64)
-        for r, row in enumerate(chunk):
-            ids[r, : len(row)] = row
-            mask[r, : len(row)] = 1
-        out.append((ids, mask))
-    return out
+def padded_batch(rows: list[np.ndarray], pad_id: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` padded to the longest one: (input_ids, attention_mask)."""
+    width = max(len(row) for row in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    for r, row in enumerate(rows):
+        ids[r, : len(row)] = row
+        mask[r, : len(row)] = 1
+    return ids, mask
 
 
 def bench_handler(handler: Any, texts: list[str], batch_size: int = 32) -> dict[str, Any]:

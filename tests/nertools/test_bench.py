@@ -25,7 +25,7 @@ from nertools.bench import (
     listening_process,
     load_handler,
     markdown_table,
-    padded_batches,
+    padded_batch,
     percentile,
     process_role,
     result_row,
@@ -68,19 +68,22 @@ def test_ratios_without_a_baseline_stay_empty():
     assert rows[0]["vs_baseline"] is None
 
 
-def test_padded_batches_pad_each_batch_to_its_longest_row_and_mask_the_padding():
-    rows = [np.array([5, 6]), np.array([7, 8, 9]), np.array([4])]
-    (ids1, mask1), (ids2, mask2) = padded_batches(rows, batch_size=2, pad_id=0)
-    assert ids1.tolist() == [[5, 6, 0], [7, 8, 9]] and mask1.tolist() == [[1, 1, 0], [1, 1, 1]]
-    assert ids2.tolist() == [[4]] and mask2.tolist() == [[1]]
+def test_a_padded_batch_pads_to_its_longest_row_and_masks_the_padding():
+    ids, mask = padded_batch([np.array([5, 6]), np.array([7, 8, 9]), np.array([4])], pad_id=0)
+    assert ids.tolist() == [[5, 6, 0], [7, 8, 9], [4, 0, 0]]
+    assert mask.tolist() == [[1, 1, 0], [1, 1, 1], [1, 0, 0]]
 
 
 def test_the_in_process_rows_run_on_the_handlers_data_path(tiny_checkpoint):
     """The rows that drive the handler directly (preprocess's forward passes, handle()) follow its current API."""
     handler = load_handler(tiny_checkpoint)
     texts = ["Angela Merkel met Tim Cook in Berlin.", "john smith flew to paris", "x " * 600]
-    [(ids, mask)] = ceiling_batches(handler, texts[:2], batch_size=32)
-    assert ids.shape[0] == 2 and mask.sum(axis=1).tolist() == sorted(mask.sum(axis=1).tolist())
+    sentences = [f"{text} {i}" for i in range(40) for text in texts[:2]]
+    batches = ceiling_batches(handler, [*sentences, texts[2]], batch_size=32)
+    rows = [length for _, mask in batches for length in mask.sum(axis=1).tolist()]
+    # Sorted across the workload, at most 32 rows a batch, and the long text's windows never pad a sentence.
+    assert rows == sorted(rows, reverse=True) and len(rows) > len(sentences) + 1
+    assert all(len(mask) <= 32 and mask.sum() * 2 > mask.size for _, mask in batches)
     for row in (bench_raw_ceiling(handler, texts, batch_size=2), bench_handler(handler, texts, batch_size=2)):
         assert tuple(row) == RESULT_KEYS and row["texts"] == len(texts) and row["errors"] == 0
     assert len(single_forward_latency(handler, threads=1, runs=3)) == 3
