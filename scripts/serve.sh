@@ -10,7 +10,7 @@ Usage: scripts/serve.sh [--model PATH_OR_HUB_ID] [--quantization none|int8_dynam
   --model X       serve X instead: a checkpoint directory (Hugging Face save_pretrained layout, or the classic
                   bert_config.json + bert_for_token_classification_config.json layout) or a hub id such as
                   dslim/bert-base-NER (downloaded once into .cache/models/; needs network access)
-  --quantization Q  int8_dynamic: int8 Linear layers on CPU, ~1.5x faster, F1 -0.003 on the demo model
+  --quantization Q  int8_dynamic: int8 Linear layers on CPU, ~2x the throughput, hand-written-set F1 0.873 against 0.889 (fp32) on the demo model
                   (docs/PERFORMANCE.md); default: the archive config's (none)
   --fresh         forget the served state (versions registered and default set with scripts/manage.py) and
                   serve this model as version 1.0 alone
