@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 class Connection:
     """One keep-alive HTTP/1.1 connection to ``url``'s host, posting to ``url``'s path."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout_s: float = 300.0) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"an http:// URL is needed, got {url!r}")
@@ -24,14 +24,23 @@ class Connection:
         self.path = parts.path or "/"
         if parts.query:
             self.path += "?" + parts.query
+        self.timeout_s = timeout_s
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
     async def post(self, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
-        """POST ``body``; the response's status and body. Reconnects when the server closed the connection."""
-        if self._writer is None or self._writer.is_closing():
+        """POST ``body``; the response's status and body. Reconnects when the server closed the connection (with
+        ``Connection: close`` or by closing it while idle); raises TimeoutError after ``timeout_s``."""
+        try:
+            return await asyncio.wait_for(self._post(body, content_type), self.timeout_s)
+        except BaseException:
+            await self.close()  # a half-read answer must not be taken for the next request's
+            raise
+
+    async def _post(self, body: bytes, content_type: str) -> tuple[int, bytes]:
+        if self._reader is None or self._writer is None or self._writer.is_closing() or self._reader.at_eof():
+            await self.close()
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        assert self._reader is not None
         head = (
             f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
@@ -40,8 +49,11 @@ class Connection:
         status, headers = await _read_head(self._reader)
         if headers.get("transfer-encoding", "").lower() == "chunked":
             content = await _read_chunked(self._reader)
-        else:
-            content = await self._reader.readexactly(int(headers.get("content-length", "0")))
+        elif "content-length" in headers:
+            content = await self._reader.readexactly(int(headers["content-length"]))
+        else:  # neither: the body runs to the end of the connection (RFC 9112, 6.3)
+            content = await self._reader.read()
+            headers["connection"] = "close"
         if headers.get("connection", "").lower() == "close":
             await self.close()
         return status, content

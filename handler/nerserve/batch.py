@@ -37,7 +37,7 @@ PACKED_PAD_FREELY_UP_TO = 64
 # A pass of rows longer than PACKED_PAD_FREELY_UP_TO with less padding than this (a fraction of its padded tokens)
 # gains less from packing than packing costs (full 512-piece windows measured 0.87-0.95x packed with int8,
 # 1.00-1.04x in fp32): it runs padded. Short rows run packed even with no padding at all: there the padded forward's
-# own overhead (the attention mask) costs more (one sentence of 14-64 pieces 1.10-1.18x packed, 32 of 16 pieces
+# own overhead (the attention mask) costs more (one sentence of 14-64 pieces 1.09-1.18x packed, 32 of 16 pieces
 # 1.03-1.04x).
 PACKED_MIN_PADDING = 0.1
 

@@ -78,6 +78,50 @@ async def test_a_connection_the_server_closes_is_opened_again():
     assert len(connections) == 2
 
 
+async def test_a_body_without_length_runs_to_the_end_of_the_connection_and_a_silently_closed_one_is_reopened():
+    answers = [b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"whole": true}']
+    answers.append(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    answers.append(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nyes")
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(1)
+        writer.write(answers.pop(0))
+        await writer.drain()
+        writer.close()  # no Connection: close header: the client sees the end of the stream
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    connection = Connection(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x")
+    try:
+        assert await connection.post(b"a") == (200, b'{"whole": true}')
+        assert await connection.post(b"b") == (200, b"ok")
+        await asyncio.sleep(0.05)  # the server has closed this one while it was idle
+        assert await connection.post(b"c") == (200, b"yes")
+    finally:
+        await connection.close()
+        server.close()
+
+
+async def test_a_request_that_gets_no_answer_times_out():
+    writers: list[asyncio.StreamWriter] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        await reader.read()  # never answers
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    connection = Connection(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/x", timeout_s=0.2)
+    try:
+        with pytest.raises(TimeoutError):
+            await connection.post(b"a")
+    finally:
+        await connection.close()
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
 def test_only_plain_http_urls():
     with pytest.raises(ValueError, match="an http:// URL is needed"):
         Connection("https://example.org/predictions/ner_model")
