@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 
 from tests.support.podman import BuiltImages, Podman
 from tests.support.polling import wait_until
-from tests.support.ports import free_port
+from tests.support.ports import free_port, free_ports
 
 pytestmark = pytest.mark.container
 
@@ -77,7 +77,7 @@ def pair(images: BuiltImages) -> Iterator[Pair]:
     podman = images.podman
     network = unique("ner-net")
     server, gateway = unique("ner-model-server"), unique("ner-gateway")
-    ports = {name: free_port() for name in ("inference", "management", "gateway")}
+    ports = free_ports("inference", "management", "gateway")
     podman.run("network", "create", network)
     try:
         started = time.monotonic()

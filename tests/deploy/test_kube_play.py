@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from nertools.manifests import kube_play, render, to_yaml
 from tests.support.paths import ROOT
 from tests.support.polling import wait_until
-from tests.support.ports import free_port
+from tests.support.ports import free_ports
 
 pytestmark = pytest.mark.container
 
@@ -44,7 +44,7 @@ async def ask_over_websocket(url: str, token: str) -> dict:
 
 def test_kube_play_serves_predictions_and_the_gateway_websocket_then_kube_down_removes_it(images, tmp_path):
     podman = images.podman
-    ports = {"inference": free_port(), "http": free_port()}
+    ports = free_ports("inference", "http")
     key_id, secret = "kubeplay", secrets.token_urlsafe(32)
     played = kube_play(render(ROOT / "deploy" / "kubernetes" / "base"), ports, api_keys=f"{key_id}:{secret}")
     play_file = tmp_path / "play.yaml"

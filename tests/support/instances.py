@@ -7,15 +7,16 @@ from pathlib import Path
 
 from nertools.torchserve import read_properties
 from tests.support.paths import ROOT
-from tests.support.ports import free_port
+from tests.support.ports import free_ports
 
 
 def instance_env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int], Path]:
     """The project's config.properties on free ports, and an environment that keeps serve.sh's state in tmp_path."""
-    ports = {name: free_port() for name in ("inference", "management", "metrics")}
+    chosen = free_ports("inference", "management", "metrics", "grpc_inference_port", "grpc_management_port", "gateway")
+    ports = {name: chosen[name] for name in ("inference", "management", "metrics")}
     properties = read_properties(ROOT / "config.properties")
     properties.update({f"{name}_address": f"http://127.0.0.1:{port}" for name, port in ports.items()})
-    properties.update({name: str(free_port()) for name in ("grpc_inference_port", "grpc_management_port")})
+    properties.update({name: str(chosen[name]) for name in ("grpc_inference_port", "grpc_management_port")})
     config_path = tmp_path / "config.properties"
     config_path.write_text("".join(f"{key}={value}\n" for key, value in properties.items()))
     # The developer's own gateway settings (a state dir, a port, keys) must not leak into this instance.
@@ -26,6 +27,6 @@ def instance_env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int], Path]:
         NER_STATE_DIR=str(tmp_path / "state"),
         LOG_LOCATION=str(tmp_path / "logs"),
         READY_TIMEOUT="180",
-        NER_GATEWAY_PORT=str(free_port()),
+        NER_GATEWAY_PORT=str(chosen["gateway"]),
     )
     return env, ports, config_path

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nertools.ready import wait_ready
 from tests.support.paths import ROOT
-from tests.support.ports import free_port
+from tests.support.ports import free_ports
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -22,9 +22,7 @@ class TorchServe:
     def __init__(self, workdir: Path, model_store: Path, models: str, extra_config: str = "") -> None:
         self.workdir = workdir
         self.model_store = model_store
-        self.ports = {
-            name: free_port() for name in ("inference", "management", "metrics", "grpc_inference", "grpc_management")
-        }
+        self.ports = free_ports("inference", "management", "metrics", "grpc_inference", "grpc_management")
         self.inference = f"http://127.0.0.1:{self.ports['inference']}"
         self.management = f"http://127.0.0.1:{self.ports['management']}"
         self.metrics = f"http://127.0.0.1:{self.ports['metrics']}"
