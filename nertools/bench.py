@@ -22,9 +22,9 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -32,6 +32,8 @@ import numpy as np
 from nertools.handler_module import load_handler_module
 from nertools.http_load import Connection
 from nertools.paths import CHECKPOINT_DIR, MODEL_CONFIG, ROOT
+
+T = TypeVar("T")
 
 BASELINE = "hf_pipeline_bs32"
 DEFAULT_INFERENCE = "http://127.0.0.1:8080"
@@ -229,6 +231,16 @@ def with_reference(mixed: dict[str, Any], reference: dict[str, Any]) -> dict[str
     return result
 
 
+def drained(queue: asyncio.Queue[T]) -> Iterator[T]:
+    """The queue's items until it is empty: the clients of a closed-loop load share one queue, each taking the next
+    item as it finishes the last."""
+    while True:
+        try:
+            yield queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return
+
+
 async def bench_latency_mix(
     url: str, mix: list[tuple[str, str]], clients: int, token: str | None = None, document_url: str | None = None
 ) -> dict[str, Any]:
@@ -246,11 +258,7 @@ async def bench_latency_mix(
     async with httpx2.AsyncClient(timeout=300, limits=limits, headers=headers) as client:
 
         async def worker() -> None:
-            while True:
-                try:
-                    kind, text = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
+            for kind, text in drained(queue):
                 started = time.perf_counter()
                 target = document_url if document_url and kind == "document" else url
                 response = await client.post(target, json={"text": text})
@@ -438,11 +446,7 @@ async def bench_rest(
 
     async def client(connection: Connection) -> None:
         nonlocal errors
-        while True:
-            try:
-                body, content = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
+        for body, content in drained(queue):
             started = time.perf_counter()
             status, answer = await connection.post(content)
             latencies.append((time.perf_counter() - started) * 1000)
@@ -483,11 +487,7 @@ async def bench_websocket(
     async def connection() -> None:
         nonlocal errors
         async with websockets.connect(url, additional_headers=headers, max_size=None) as ws:
-            while True:
-                try:
-                    index, text = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
+            for index, text in drained(queue):
                 started = time.perf_counter()
                 await ws.send(json.dumps({"id": index, "text": text}))
                 reply = json.loads(await ws.recv())

@@ -1,6 +1,7 @@
 """The benchmark's own logic: percentiles, ratios, result schema, table, and that its in-process rows run
 (speed itself is never asserted)."""
 
+import asyncio
 import math
 
 import numpy as np
@@ -16,6 +17,7 @@ from nertools.bench import (
     ceiling_batches,
     ceiling_ratios,
     cpu_per_request,
+    drained,
     failed_texts,
     handler_f1,
     inference_of,
@@ -66,6 +68,15 @@ def test_rows_have_the_schema_and_ratios_use_the_baseline():
 def test_ratios_without_a_baseline_stay_empty():
     rows = add_ratios([result_row("x", "served", 10, 1.0)])
     assert rows[0]["vs_baseline"] is None
+
+
+def test_clients_draining_one_queue_share_its_items_in_order_until_it_is_empty():
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for item in range(5):
+        queue.put_nowait(item)
+    first, second = drained(queue), drained(queue)
+    assert [next(first), next(second), next(first)] == [0, 1, 2]
+    assert list(second) == [3, 4] and list(first) == [] and queue.empty()
 
 
 def test_a_padded_batch_pads_to_its_longest_row_and_masks_the_padding():
