@@ -24,7 +24,7 @@ from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
-from model import BertTokenClassifier, quantize_int8_dynamic
+from model import BertTokenClassifier, onednn_linear_unavailable, prepack_linears, quantize_int8_dynamic
 from nerserve.batch import PreparedBatch, build_responses, prepare_batch
 from nerserve.bodies import BatchBodies, Body, fail_requests, parse_body, piece_limit_errors
 from nerserve.memory import MemoryReleaser, padded_pieces
@@ -32,7 +32,7 @@ from nerserve.priority import lower_cpu_priority
 from nerserve.protocol import BATCH_SIZE_HEADER, MODEL_VERSION_HEADER, OTHER_SEGMENT, is_document_lane
 from nerserve.requests import NerRequest, RequestError, internal_error
 from nerserve.safe_logging import log_failure
-from nerserve.settings import ForwardMode, HandlerSettings, Quantization
+from nerserve.settings import ForwardMode, HandlerSettings, LinearKernels, Quantization
 from nerserve.tokenization import WordPieces, check_vocabulary, encode_batch, load_tokenizer
 
 if TYPE_CHECKING:
@@ -88,6 +88,7 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
                 raise ValueError("handler.quantization int8_dynamic runs on CPU only; use 'none' on GPU")
             model = quantize_int8_dynamic(classifier)
         self.model = model.to(self.device).eval()
+        linear = self._choose_linear_kernels()
         manifest = getattr(context, "manifest", None) or {}
         self.model_version = str(manifest.get("model", {}).get("modelVersion", "unknown"))
         self.initialized = True
@@ -96,11 +97,12 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
         if self.settings.forward is ForwardMode.PACKED and classifier.packed_unsupported is not None:
             forward = f"padded, as packed does not cover {classifier.packed_unsupported}"
         logger.info(
-            "NER model ready on %s (%s, %s forward, %d torch threads): %d labels, windows of %d word pieces "
+            "NER model ready on %s (%s, %s forward, %s, %d torch threads): %d labels, windows of %d word pieces "
             "(overlap %d), %d padded tokens per forward%s",
             self.device,
             self.settings.quantization.value,
             forward,
+            linear,
             torch.get_num_threads(),
             len(self.id2label),
             self.settings.max_length,
@@ -108,6 +110,19 @@ class NerHandler(BaseHandler):  # type: ignore[misc]  # TorchServe ships no type
             self.settings.tokens_per_forward,
             "" if niceness is None else f"; document lane, CPU priority nice {niceness}",
         )
+
+    def _choose_linear_kernels(self) -> str:
+        """Put oneDNN's prepacked GEMMs in place of the fp32 Linear layers where ``handler.linear_kernels`` asks
+        for them and they apply (CPU, no int8); what the Linear layers run, for the ready log line."""
+        if self.device.type != "cpu" or self.settings.quantization is not Quantization.NONE:
+            return "Linear layers: their own kernels"
+        if self.settings.linear_kernels is LinearKernels.TORCH:
+            return "Linear layers: torch's"
+        missing = onednn_linear_unavailable()
+        if missing is not None:
+            logger.warning("handler.linear_kernels onednn: %s; the Linear layers run torch's kernels", missing)
+            return f"Linear layers: torch's, as {missing}"
+        return f"Linear layers: oneDNN prepacked ({prepack_linears(self.model)})"
 
     def _warm_up(self) -> None:
         """One pass before the first request, so its latency does not include lazy initialization."""

@@ -5,7 +5,9 @@ Each batch is planned twice by the handler's own preprocess (``handler.forward: 
 timed through its own ``inference()``: the forward passes only, no tokenizing or decoding. The two arms alternate
 (padded, packed, padded, packed, ...), each timing every batch of the workload once per repeat, so the machine's
 other load falls on both alike; the table gives each arm's median and padded / packed (above 1: packed is faster),
-and the largest logit difference between the arms.
+and the largest logit difference between the arms. The fp32 rows run once per ``handler.linear_kernels``
+(``none/onednn``, ``none/torch``: docs/PERFORMANCE.md, "Linear kernels"), one handler after the other, so the
+kernels are compared across rows, not interleaved.
 
 Workloads: ``short1`` / ``short9`` / ``short32``: short sentences in arrival order, batches of 1 / 9 / 32 (one
 client's lone request; a served batch of 9 is what 32 clients gave on 2 cores); ``mixed``: batches of one
@@ -13,6 +15,7 @@ multi-paragraph document (512-piece windows) and 15 short sentences; ``long``: d
 windows.
 
 Run: .venv/bin/python -m nertools.forward_bench [--threads 1 2] [--quantization none int8_dynamic]
+     [--linear-kernels onednn torch]
 """
 
 from __future__ import annotations
@@ -67,6 +70,8 @@ def interleaved(arms: dict[str, Callable[[], None]], repeats: int, clock: Callab
 def result_row(
     quantization: str, threads: int, workload: str, shape: dict[str, int], medians: dict[str, float], max_diff: float
 ) -> dict[str, Any]:
+    """``quantization`` names the kernels too: ``none/onednn``, ``none/torch`` (handler.linear_kernels), or
+    ``int8_dynamic``."""
     return {
         "quantization": quantization,
         "threads": threads,
@@ -162,6 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=CHECKPOINT_DIR, help="checkpoint [%(default)s]")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads [%(default)s]")
     parser.add_argument("--quantization", nargs="+", choices=["none", "int8_dynamic"], default=["none", "int8_dynamic"])
+    parser.add_argument(
+        "--linear-kernels",
+        nargs="+",
+        choices=["onednn", "torch"],
+        default=["onednn", "torch"],
+        help="handler.linear_kernels of the fp32 rows [%(default)s]",
+    )
     parser.add_argument("--workloads", nargs="+", choices=WORKLOADS, default=list(WORKLOADS))
     parser.add_argument("--sentences", type=int, default=288, help="short sentences [%(default)s]")
     parser.add_argument("--documents", type=int, default=6, help="multi-paragraph documents [%(default)s]")
@@ -175,9 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     workloads = {name: workload_batches(name, sentences, documents) for name in args.workloads}
     rows: list[dict[str, Any]] = []
     for quantization in args.quantization:
-        handler = load_handler(args.model_dir, quantization)
-        for threads in args.threads:
-            rows += measure(handler, quantization, threads, workloads, args.repeats)
+        for kernels in args.linear_kernels if quantization == "none" else ["-"]:
+            handler = load_handler(args.model_dir, quantization, "onednn" if kernels == "-" else kernels)
+            label = quantization if kernels == "-" else f"{quantization}/{kernels}"
+            for threads in args.threads:
+                rows += measure(handler, label, threads, workloads, args.repeats)
+            del handler
     print()
     print(markdown_table(rows))
     if args.json is not None:

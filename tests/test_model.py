@@ -328,3 +328,53 @@ def test_packed_forward_gives_the_logits_of_transformers_on_the_demo_model(seed)
     with torch.inference_mode():
         expected = reference(input_ids=ids, attention_mask=mask).logits[mask.bool()]
         assert (packed_logits(ours, ids, mask, lengths) - expected).abs().max().item() < 1e-4
+
+
+def test_prepacked_linears_give_the_logits_of_transformers(checkpoint_512):
+    """oneDNN's GEMM on reordered weights in place of every nn.Linear: both forwards keep transformers' logits."""
+    from transformers import BertForTokenClassification
+
+    from model import PrepackedLinear, onednn_linear_unavailable, prepack_linears
+
+    assert onednn_linear_unavailable() is None  # torch==2.13.0's CPU wheel, as pinned, has the ops
+    ours = BertTokenClassifier.from_checkpoint(checkpoint_512)
+    linears = sum(type(m) is torch.nn.Linear for m in ours.modules())
+    assert prepack_linears(ours) == linears > 0
+    assert not any(type(m) is torch.nn.Linear for m in ours.modules())
+    assert sum(isinstance(m, PrepackedLinear) for m in ours.modules()) == linears
+    reference = BertForTokenClassification.from_pretrained(checkpoint_512).eval()
+    for seed in range(3):
+        ids, mask, lengths = random_rows(seed, ours.config.vocab_size, max_rows=12)
+        with torch.inference_mode():
+            expected = reference(input_ids=ids, attention_mask=mask).logits
+            assert (ours(ids, mask) - expected).abs().max().item() < 1e-4
+            assert (packed_logits(ours, ids, mask, lengths) - expected[mask.bool()]).abs().max().item() < 1e-4
+
+
+def test_prepacked_linears_cover_a_deeper_classic_head_and_leave_int8_alone(classic_checkpoint, checkpoint_512):
+    from model import prepack_linears, quantize_int8_dynamic
+
+    model = BertTokenClassifier.from_checkpoint(classic_checkpoint)
+    ids, mask, lengths = random_rows(5, model.config.vocab_size, max_length=64)
+    with torch.inference_mode():
+        before = model(ids, mask)
+        assert prepack_linears(model) > 6  # the encoder's and each of the head's layers
+        assert (model(ids, mask) - before).abs().max().item() < 1e-4
+    int8 = quantize_int8_dynamic(BertTokenClassifier.from_checkpoint(checkpoint_512))
+    assert prepack_linears(int8) == 0
+
+
+def test_onednn_linear_unavailable_says_why(monkeypatch):
+    import model
+
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert model.onednn_linear_unavailable() == "this torch build has no oneDNN"
+    monkeypatch.undo()
+
+    def failing(*args):
+        raise RuntimeError("could not create a primitive\nmore")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", failing)
+    assert model.onednn_linear_unavailable() == "oneDNN's linear failed here (could not create a primitive)"
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", lambda x, w, b, *rest: torch.zeros(3, 5))
+    assert model.onednn_linear_unavailable() == "oneDNN's linear disagreed with torch's on a test product"

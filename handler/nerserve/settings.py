@@ -42,6 +42,16 @@ class ForwardMode(enum.StrEnum):
     PADDED = "padded"
 
 
+class LinearKernels(enum.StrEnum):
+    """Which kernels run the fp32 Linear layers on CPU (docs/PERFORMANCE.md, "Linear kernels")."""
+
+    # oneDNN's GEMM on weights reordered once at load (model.PrepackedLinear); where the op is missing or fails its
+    # check at load, torch's own, said in the ready log line.
+    ONEDNN = "onednn"
+    # torch's nn.Linear as it is (MKL's sgemm on x86 builds).
+    TORCH = "torch"
+
+
 @dataclasses.dataclass(frozen=True)
 class HandlerSettings:
     """Knobs read from the ``handler:`` section of the archive's model-config YAML.
@@ -67,6 +77,9 @@ class HandlerSettings:
     forward: "packed" runs each forward pass padding-free (the per-token layers on the rows' tokens end to end, only
         attention on rows; the same logits within float rounding), "padded" pads each pass's rows to its longest.
         Measurements: docs/PERFORMANCE.md, "Padding-free forward".
+    linear_kernels: "onednn" runs the fp32 Linear layers on CPU as oneDNN GEMMs on weights reordered at load (the
+        same arithmetic; ~2x faster forward passes on an AMD EPYC where MKL's sgemm is slow); "torch" keeps
+        nn.Linear. Not used on GPU or with int8 (their own kernels). docs/PERFORMANCE.md, "Linear kernels".
     torch_threads: intra-op threads of this worker's CPU forward passes; 0 keeps torch's default (one per core).
         How to choose it with the worker count: docs/PERFORMANCE.md.
     release_memory_after_pieces: after a batch of more than this many padded word pieces the worker hands its
@@ -91,6 +104,7 @@ class HandlerSettings:
     default_format: OutputFormat = OutputFormat.ENTITIES
     quantization: Quantization = Quantization.NONE
     forward: ForwardMode = ForwardMode.PACKED
+    linear_kernels: LinearKernels = LinearKernels.ONEDNN
     torch_threads: int = 0
     release_memory_after_pieces: int = DEFAULT_RELEASE_MEMORY_AFTER_PIECES
     document_lane_niceness: int = DEFAULT_DOCUMENT_LANE_NICENESS
@@ -160,6 +174,8 @@ class HandlerSettings:
             values["quantization"] = parse_option(Quantization, values["quantization"], "quantization")
         if "forward" in values:
             values["forward"] = parse_option(ForwardMode, values["forward"], "forward")
+        if "linear_kernels" in values:
+            values["linear_kernels"] = parse_option(LinearKernels, values["linear_kernels"], "linear_kernels")
         for name in (
             "max_text_chars",
             "max_texts_per_request",

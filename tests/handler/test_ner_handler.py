@@ -185,6 +185,43 @@ def test_int8_quantization_switch_serves_close_scores(tiny_checkpoint, tiny_hand
     assert same >= len(SENTENCES) - 2
 
 
+def linear_kinds(handler):
+    import torch
+
+    from model import PrepackedLinear
+
+    kinds = {"torch": torch.nn.Linear, "onednn": PrepackedLinear, "int8": torch.ao.nn.quantized.dynamic.Linear}
+    return {name for name, kind in kinds.items() for m in handler.model.modules() if type(m) is kind}
+
+
+def test_linear_kernels_onednn_by_default_torch_on_request_and_never_with_int8(tiny_checkpoint, tiny_handler, caplog):
+    import logging
+
+    assert linear_kinds(tiny_handler) == {"onednn"}
+    with caplog.at_level(logging.INFO):
+        torch_kernels = load_handler(tiny_checkpoint, {"handler": {"linear_kernels": "torch"}})
+    assert linear_kinds(torch_kernels) == {"torch"}
+    assert "Linear layers: torch's" in caplog.text
+    int8 = load_handler(tiny_checkpoint, {"handler": {"quantization": "int8_dynamic"}})
+    assert linear_kinds(int8) == {"int8"}
+    items = [{"body": {"text": t}} for t in SENTENCES]
+    for a, b in zip(run_batch(tiny_handler, items)[0], run_batch(torch_kernels, items)[0], strict=True):
+        assert_same_entities(a["entities"], b["entities"])
+
+
+def test_linear_kernels_fall_back_to_torch_where_onednn_cannot_run(tiny_checkpoint, tiny_handler, monkeypatch, caplog):
+    import logging
+
+    module = load_handler_module()
+    monkeypatch.setattr(module, "onednn_linear_unavailable", lambda: "this torch build has no oneDNN")
+    with caplog.at_level(logging.INFO):
+        handler = load_handler(tiny_checkpoint)
+    assert linear_kinds(handler) == {"torch"}
+    assert "handler.linear_kernels onednn: this torch build has no oneDNN; the Linear layers run torch's" in caplog.text
+    assert "Linear layers: torch's, as this torch build has no oneDNN" in caplog.text
+    assert_same_entities(entities_of(handler, SENTENCES[0]), entities_of(tiny_handler, SENTENCES[0]))
+
+
 def test_torch_threads_setting_sets_the_workers_intra_op_threads(tiny_checkpoint):
     import torch
 

@@ -1,11 +1,12 @@
 """Parity with transformers' token-classification pipeline for every aggregation strategy (one-window texts), with
-forward passes padded and padding-free (``handler.forward``); and the two modes agree on long texts too."""
+forward passes padded and padding-free (``handler.forward``), on oneDNN's and torch's Linear kernels
+(``handler.linear_kernels``); and the two modes agree on long texts too."""
 
 import random
 
 import pytest
 
-from nerserve.settings import ForwardMode
+from nerserve.settings import ForwardMode, LinearKernels
 from tests.support.handler_harness import load_handler, run_batch
 from tests.support.tiny_models import WORDS
 
@@ -43,11 +44,21 @@ def handlers(tiny_checkpoint):
     return {mode: load_handler(tiny_checkpoint, {"handler": {"forward": mode.value}}) for mode in ForwardMode}
 
 
+@pytest.fixture(scope="module")
+def torch_kernel_handlers(tiny_checkpoint):
+    return {
+        mode: load_handler(tiny_checkpoint, {"handler": {"forward": mode.value, "linear_kernels": "torch"}})
+        for mode in ForwardMode
+    }
+
+
+@pytest.mark.parametrize("kernels", list(LinearKernels))
 @pytest.mark.parametrize("mode", list(ForwardMode))
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_entities_equal_the_pipeline(strategy, mode, pipelines, handlers):
+def test_entities_equal_the_pipeline(strategy, mode, kernels, pipelines, handlers, torch_kernel_handlers):
     items = [{"body": {"text": text, "aggregation": strategy}} for text in TEXTS]
-    responses, statuses = run_batch(handlers[mode], items)  # one batch: parity holds under batching too
+    handler = (handlers if kernels is LinearKernels.ONEDNN else torch_kernel_handlers)[mode]
+    responses, statuses = run_batch(handler, items)  # one batch: parity holds under batching too
     assert all(s == (200, None) for s in statuses)
     compared = 0
     for text, response in zip(TEXTS, responses, strict=True):

@@ -3,7 +3,7 @@
 import pytest
 
 from nerserve.protocol import DEFAULT_MAX_TEXT_CHARS, Aggregation, OutputFormat
-from nerserve.settings import ForwardMode, HandlerSettings, Quantization
+from nerserve.settings import ForwardMode, HandlerSettings, LinearKernels, Quantization
 
 
 def test_settings_validate_and_name_the_field():
@@ -78,6 +78,13 @@ def test_the_forward_mode_parses_from_yaml_and_defaults_to_packed():
     assert HandlerSettings.from_mapping({"forward": "Padded"}).forward is ForwardMode.PADDED
     with pytest.raises(ValueError, match=r"'forward' must be one of \['packed', 'padded'\]"):
         HandlerSettings.from_mapping({"forward": "unpadded"})
+
+
+def test_the_linear_kernels_parse_from_yaml_and_default_to_onednn():
+    assert HandlerSettings().linear_kernels is LinearKernels.ONEDNN
+    assert HandlerSettings.from_mapping({"linear_kernels": "Torch"}).linear_kernels is LinearKernels.TORCH
+    with pytest.raises(ValueError, match=r"'linear_kernels' must be one of \['onednn', 'torch'\]"):
+        HandlerSettings.from_mapping({"linear_kernels": "mkl"})
 
 
 def test_the_shipped_model_config_loads_with_the_default_forward_mode():

@@ -10,6 +10,7 @@ import pytest
 from nertools.bench import (
     RESULT_KEYS,
     SENTENCE_MAX_CHARS,
+    TORCH_LINEAR_CEILING,
     add_ratios,
     bench_handler,
     bench_raw_ceiling,
@@ -206,5 +207,7 @@ def test_every_served_row_is_read_against_the_raw_ceiling():
         result_row("torchserve_rest", "served", 80, 1.0, [1.0], 32),
         result_row("torchserve_rest_bulk", "served", 120, 1.0, [1.0], 4),
         result_row("our_handler_bs32", "in-process", 90, 1.0),
+        result_row(TORCH_LINEAR_CEILING, "in-process", 50, 1.0),
     ]
     assert ceiling_ratios(rows) == {"torchserve_rest c32": 0.8, "torchserve_rest_bulk c4": 1.2}
+    assert ceiling_ratios(rows, TORCH_LINEAR_CEILING) == {"torchserve_rest c32": 1.6, "torchserve_rest_bulk c4": 2.4}
