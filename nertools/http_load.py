@@ -1,22 +1,30 @@
-"""A lean HTTP/1.1 load-generator connection for the benchmark's REST rows.
+"""A lean HTTP/1.1 client connection: the benchmark's REST load and the gateway's requests to TorchServe.
 
-On a 2-core machine the load generator shares the cores with the server it measures, so every core-millisecond it
-spends is taken from the server: httpx cost ~1.4-1.7 core-ms per request here, more than TorchServe's frontend.
-``Connection`` is one keep-alive connection that writes a prepared request and reads the status and the body
-(``Content-Length`` or chunked); no pooling, redirects, cookies or TLS: the benchmark talks to its own server on
-loopback.
+On a 2-core machine a client shares the cores with the server it talks to, so every core-millisecond it spends is
+taken from the server: httpx cost ~1.4-1.7 core-ms per request here, more than TorchServe's frontend.
+``Connection`` is one keep-alive connection that writes each request (head and body) in one write and reads the
+status, the headers and the body (``Content-Length``, chunked, or to the end of the connection); no redirects,
+cookies, compression or TLS: it talks to a server on loopback or inside a pod. ``gateway.transport`` pools them
+for the gateway.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Literal
 from urllib.parse import urlsplit
 
 
-class Connection:
-    """One keep-alive HTTP/1.1 connection to ``url``'s host, posting to ``url``'s path."""
+class ConnectFailed(ConnectionError):
+    """The connection could not be opened (refused, unreachable, or not within the connect timeout): the request
+    was never sent."""
 
-    def __init__(self, url: str, timeout_s: float = 300.0) -> None:
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection to ``url``'s host; ``post`` sends to ``url``'s path, ``request`` anywhere."""
+
+    def __init__(self, url: str, timeout_s: float | None = 300.0, connect_timeout_s: float | None = None) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"an http:// URL is needed, got {url!r}")
@@ -25,27 +33,68 @@ class Connection:
         if parts.query:
             self.path += "?" + parts.query
         self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
+    @property
+    def is_open(self) -> bool:
+        """Whether the connection is open and the server has not closed it (as far as can be seen while idle)."""
+        return not (self._reader is None or self._writer is None or self._writer.is_closing() or self._reader.at_eof())
+
     async def post(self, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
-        """POST ``body``; the response's status and body. Reconnects when the server closed the connection (with
-        ``Connection: close`` or by closing it while idle); raises TimeoutError after ``timeout_s``."""
+        """POST ``body`` to ``url``'s path; the response's status and body (see ``request``)."""
+        status, _, content = await self.request("POST", self.path, body, [("Content-Type", content_type)])
+        return status, content
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        body: bytes = b"",
+        headers: Sequence[tuple[str, str]] = (),
+        timeout_s: float | None | Literal["default"] = "default",
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send one request (``headers`` as given, plus Host and Content-Length where missing); the response's
+        status, headers (names lower-cased) and body. Opens the connection when needed (``ConnectFailed`` if it
+        cannot), and sends the request once more on a fresh connection when a kept-alive one turns out to have been
+        closed by the server before any byte of the answer came. Raises TimeoutError after ``timeout_s`` (the
+        connection's own by default; None: no limit); any failure closes the connection, so a half-read answer is
+        never taken for the next request's."""
+        limit = self.timeout_s if timeout_s == "default" else timeout_s
+        names = {name.lower() for name, _ in headers}
+        lines = [f"{method} {target} HTTP/1.1"]
+        if "host" not in names:
+            lines.append(f"Host: {self.host}:{self.port}")
+        lines += [f"{name}: {value}" for name, value in headers if name.lower() != "content-length"]
+        if body or method not in ("GET", "HEAD"):
+            lines.append(f"Content-Length: {len(body)}")
+        message = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
         try:
-            return await asyncio.wait_for(self._post(body, content_type), self.timeout_s)
+            async with asyncio.timeout(limit):
+                reused = self.is_open
+                try:
+                    return await self._exchange(message)
+                except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as err:
+                    partial = err.partial if isinstance(err, asyncio.IncompleteReadError) else b""
+                    if not reused or partial:
+                        raise
+                await self.close()  # closed while idle: the request never reached the server
+                return await self._exchange(message)
         except BaseException:
-            await self.close()  # a half-read answer must not be taken for the next request's
+            await self.close()
             raise
 
-    async def _post(self, body: bytes, content_type: str) -> tuple[int, bytes]:
-        if self._reader is None or self._writer is None or self._writer.is_closing() or self._reader.at_eof():
+    async def _exchange(self, message: bytes) -> tuple[int, dict[str, str], bytes]:
+        if not self.is_open:
             await self.close()
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        head = (
-            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        )
-        self._writer.write(head.encode("latin-1") + body)
+            try:
+                async with asyncio.timeout(self.connect_timeout_s):
+                    self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+            except (OSError, TimeoutError) as err:
+                raise ConnectFailed(f"cannot connect to {self.host}:{self.port} ({type(err).__name__})") from err
+        assert self._reader is not None and self._writer is not None
+        self._writer.write(message)
         status, headers = await _read_head(self._reader)
         if headers.get("transfer-encoding", "").lower() == "chunked":
             content = await _read_chunked(self._reader)
@@ -56,7 +105,7 @@ class Connection:
             headers["connection"] = "close"
         if headers.get("connection", "").lower() == "close":
             await self.close()
-        return status, content
+        return status, headers, content
 
     async def close(self) -> None:
         if self._writer is not None:

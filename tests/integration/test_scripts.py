@@ -43,6 +43,17 @@ def test_serve_a_users_checkpoint_then_stop(tmp_path, classic_checkpoint, java_a
         gateway = f"http://127.0.0.1:{env['NER_GATEWAY_PORT']}"
         assert requests.get(f"{gateway}/health", timeout=10).json() == {"status": "ok"}
         assert requests.get(f"{gateway}/ready", timeout=10).status_code == 200
+        # Predictions through the gateway's own transport to TorchServe (gateway.transport), kept alive across calls.
+        key = (tmp_path / "gateway" / "api_key").read_text().strip()
+        for _ in range(3):
+            through = requests.post(
+                f"{gateway}/v1/entities",
+                json={"text": "Angela Merkel met Tim Cook in Berlin."},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=60,
+            )
+            assert through.status_code == 200, through.text
+            assert through.json()["entities"] == response.json()["entities"]
     finally:
         stopped = subprocess.run(
             [str(ROOT / "scripts" / "stop.sh")], env=env, capture_output=True, text=True, timeout=120
