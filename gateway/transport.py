@@ -7,10 +7,13 @@ message in httpx2's request path and most of the rest in socket writes, httpx2 w
 separately; here each request is one write and the answer is parsed by a few lines of code.
 
 Errors come back as the httpx2 exceptions the client's retry policy reads: a connection that cannot be opened is
-``ConnectError`` / ``ConnectTimeout`` (never sent), one lost while waiting for the answer ``ReadError`` (may have
-reached a worker), a malformed answer ``RemoteProtocolError``, no answer within the read timeout ``ReadTimeout``.
-A kept-alive connection that TorchServe closed while it was idle is reopened and the request sent again once
-(``Connection.request``): it never reached TorchServe.
+``ConnectError`` / ``ConnectTimeout`` (never sent: retried until the deadline); a connection that ends before the
+answer is complete is ``RemoteProtocolError``, one reset ``ReadError``, a reply that is not HTTP
+``RemoteProtocolError`` (each "may have reached a worker": retried at most ``retry_worker_lost_max`` times); no answer
+within the read timeout is ``ReadTimeout``. A kept-alive connection that TorchServe closed while it was idle is
+reopened and the request sent once more (``Connection.request``); if that fails as well, the request may have
+reached TorchServe and the error is ``ReadError``. httpx2's ``Limits`` do not apply here: the client's slots bound the
+predictions in flight, and at most ``max_idle`` idle connections are kept per host.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ import collections
 
 import httpx2
 
-from nertools.http_load import ConnectFailed, Connection
+from nertools.http_load import BadAnswer, ConnectFailed, Connection
+
+# Not forwarded: the body is always sent whole with its Content-Length, each connection is kept alive by this
+# transport, and answers are not asked to be compressed.
+DROPPED_REQUEST_HEADERS = frozenset(
+    {"content-length", "transfer-encoding", "connection", "keep-alive", "accept-encoding"}
+)
+# Not handed on: they describe the answer on the wire, which this transport has already read whole.
+DROPPED_ANSWER_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 
 
 class PooledTransport(httpx2.AsyncBaseTransport):
@@ -29,6 +40,7 @@ class PooledTransport(httpx2.AsyncBaseTransport):
     def __init__(self, max_idle: int) -> None:
         self.max_idle = max_idle
         self._idle: dict[tuple[str, int], collections.deque[Connection]] = collections.defaultdict(collections.deque)
+        self._closed = False
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         url = request.url
@@ -39,7 +51,11 @@ class PooledTransport(httpx2.AsyncBaseTransport):
         body = await request.aread()
         idle = self._idle[(host, port)]
         connection = idle.pop() if idle else Connection(f"http://{host}:{port}/", None, timeouts.get("connect"))
-        headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw]
+        headers = [
+            (name.decode("latin-1"), value.decode("latin-1"))
+            for name, value in request.headers.raw
+            if name.decode("latin-1").lower() not in DROPPED_REQUEST_HEADERS
+        ]
         try:
             status, answer_headers, content = await connection.request(
                 request.method, url.raw_path.decode("ascii"), body, headers, timeouts.get("read")
@@ -49,17 +65,20 @@ class PooledTransport(httpx2.AsyncBaseTransport):
             raise (httpx2.ConnectTimeout if timed_out else httpx2.ConnectError)(str(err), request=request) from None
         except TimeoutError:
             raise httpx2.ReadTimeout("TorchServe sent no answer within the read timeout", request=request) from None
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as err:
-            raise httpx2.RemoteProtocolError(f"malformed answer ({type(err).__name__})", request=request) from None
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, BadAnswer, ValueError) as err:
+            message = f"TorchServe's answer ended early or is not HTTP ({type(err).__name__})"
+            raise httpx2.RemoteProtocolError(message, request=request) from None
         except OSError as err:
-            raise httpx2.ReadError(f"connection lost ({type(err).__name__})", request=request) from None
-        if connection.is_open and len(idle) < self.max_idle:
+            raise httpx2.ReadError(f"connection to TorchServe lost ({type(err).__name__})", request=request) from None
+        if connection.is_open and len(idle) < self.max_idle and not self._closed:
             idle.append(connection)
         else:
             await connection.close()
-        return httpx2.Response(status, headers=list(answer_headers.items()), content=content, request=request)
+        kept = [(name, value) for name, value in answer_headers.items() if name not in DROPPED_ANSWER_HEADERS]
+        return httpx2.Response(status, headers=kept, content=content, request=request)
 
     async def aclose(self) -> None:
+        self._closed = True  # a request still under way closes its connection instead of pooling it
         for idle in self._idle.values():
             while idle:
                 await idle.pop().close()

@@ -141,7 +141,7 @@ class TorchServeClient:
         if transport is None and all(
             url.startswith("http://") for url in (settings.inference_url, settings.management_url)
         ):
-            transport = PooledTransport(max_idle=settings.upstream_concurrency)
+            transport = PooledTransport(max_idle=2 * settings.upstream_concurrency + 4)  # two lanes, describe
         self._client = httpx2.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=False)
         # Slots bound requests in flight to TorchServe across all clients (its job queue answers 503 when full).
         self.model_lane = self._lane(settings.model_name)

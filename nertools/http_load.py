@@ -21,6 +21,18 @@ class ConnectFailed(ConnectionError):
     was never sent."""
 
 
+class BadAnswer(ValueError):
+    """What came back is not an HTTP/1.x answer."""
+
+
+class _ClosedWhileIdle(Exception):
+    """A kept-alive connection ended before any byte of the answer: the server had closed it while it was idle."""
+
+
+# Answers that never have a body, whatever their headers say (RFC 9112, 6.3).
+NO_BODY_STATUSES = frozenset({204, 304})
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection to ``url``'s host; ``post`` sends to ``url``'s path, ``request`` anywhere."""
 
@@ -56,11 +68,15 @@ class Connection:
         timeout_s: float | None | Literal["default"] = "default",
     ) -> tuple[int, dict[str, str], bytes]:
         """Send one request (``headers`` as given, plus Host and Content-Length where missing); the response's
-        status, headers (names lower-cased) and body. Opens the connection when needed (``ConnectFailed`` if it
-        cannot), and sends the request once more on a fresh connection when a kept-alive one turns out to have been
-        closed by the server before any byte of the answer came. Raises TimeoutError after ``timeout_s`` (the
-        connection's own by default; None: no limit); any failure closes the connection, so a half-read answer is
-        never taken for the next request's."""
+        status, headers (names lower-cased) and body.
+
+        Opens the connection when needed (``ConnectFailed`` if it cannot: the request was not sent). A kept-alive
+        connection that ends before the first byte of the answer had been closed by the server while idle: the
+        request goes once more on a fresh connection, and if that fails too the error is a plain ConnectionError
+        (the request may have reached the server), never ConnectFailed. Once any byte of the answer has come, a
+        failure is raised as it is (asyncio.IncompleteReadError, ConnectionError, ``BadAnswer``). TimeoutError
+        after ``timeout_s`` (the connection's own by default; None: no limit) for the whole exchange. Any failure
+        closes the connection, so a half-read answer is never taken for the next request's."""
         limit = self.timeout_s if timeout_s == "default" else timeout_s
         names = {name.lower() for name, _ in headers}
         lines = [f"{method} {target} HTTP/1.1"]
@@ -72,20 +88,20 @@ class Connection:
         message = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
         try:
             async with asyncio.timeout(limit):
-                reused = self.is_open
                 try:
-                    return await self._exchange(message)
-                except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as err:
-                    partial = err.partial if isinstance(err, asyncio.IncompleteReadError) else b""
-                    if not reused or partial:
-                        raise
-                await self.close()  # closed while idle: the request never reached the server
-                return await self._exchange(message)
+                    return await self._exchange(message, method, reused=self.is_open)
+                except _ClosedWhileIdle:
+                    pass
+                await self.close()
+                try:
+                    return await self._exchange(message, method, reused=False)
+                except (OSError, asyncio.IncompleteReadError) as err:
+                    raise ConnectionError(f"connection lost, and sending again failed ({type(err).__name__})") from err
         except BaseException:
             await self.close()
             raise
 
-    async def _exchange(self, message: bytes) -> tuple[int, dict[str, str], bytes]:
+    async def _exchange(self, message: bytes, method: str, reused: bool) -> tuple[int, dict[str, str], bytes]:
         if not self.is_open:
             await self.close()
             try:
@@ -94,9 +110,18 @@ class Connection:
             except (OSError, TimeoutError) as err:
                 raise ConnectFailed(f"cannot connect to {self.host}:{self.port} ({type(err).__name__})") from err
         assert self._reader is not None and self._writer is not None
-        self._writer.write(message)
-        status, headers = await _read_head(self._reader)
-        if headers.get("transfer-encoding", "").lower() == "chunked":
+        try:
+            self._writer.write(message)
+            first = await self._reader.readuntil(b"\r\n")
+        except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as err:
+            partial = err.partial if isinstance(err, asyncio.IncompleteReadError) else b""
+            if reused and not partial:
+                raise _ClosedWhileIdle from err
+            raise
+        status, headers = await _read_head(first, self._reader)
+        if method == "HEAD" or status < 200 or status in NO_BODY_STATUSES:
+            content = b""
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
             content = await _read_chunked(self._reader)
         elif "content-length" in headers:
             content = await self._reader.readexactly(int(headers["content-length"]))
@@ -117,19 +142,18 @@ class Connection:
         self._reader = self._writer = None
 
 
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    """The status code and the headers (names lower-cased) of a response."""
-    raw = await reader.readuntil(b"\r\n\r\n")
-    status_line, *lines = raw.decode("latin-1").split("\r\n")
-    version, _, rest = status_line.partition(" ")
-    if not version.startswith("HTTP/1."):
-        raise ConnectionError(f"not an HTTP/1.x response: {status_line[:80]!r}")
+async def _read_head(status_line: bytes, reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    """The status code and the headers (names lower-cased) of a response whose status line has been read."""
+    line = status_line.decode("latin-1").rstrip("\r\n")
+    version, _, rest = line.partition(" ")
+    if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
+        raise BadAnswer(f"not an HTTP/1.x response: {line[:80]!r}")
     headers = {}
-    for line in lines:
-        name, sep, value = line.partition(":")
+    while (header := await reader.readuntil(b"\r\n")) != b"\r\n":
+        name, sep, value = header.decode("latin-1").partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip()
-    return int(rest.split(" ", 1)[0]), headers
+    return int(rest[:3]), headers
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:

@@ -78,7 +78,7 @@ class HandlerSettings:
         attention on rows; the same logits within float rounding), "padded" pads each pass's rows to its longest.
         Measurements: docs/PERFORMANCE.md, "Padding-free forward".
     linear_kernels: "onednn" runs the fp32 Linear layers on CPU as oneDNN GEMMs on weights reordered at load (the
-        same arithmetic; ~2x faster forward passes on an AMD EPYC where MKL's sgemm is slow); "torch" keeps
+        same arithmetic; 1.6-2.1x faster forward passes on an AMD EPYC where MKL's sgemm is slow); "torch" keeps
         nn.Linear. Not used on GPU or with int8 (their own kernels). docs/PERFORMANCE.md, "Linear kernels".
     torch_threads: intra-op threads of this worker's CPU forward passes; 0 keeps torch's default (one per core).
         How to choose it with the worker count: docs/PERFORMANCE.md.

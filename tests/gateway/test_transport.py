@@ -4,6 +4,7 @@ ports: kept-alive connections, headers both ways, and each failure as the httpx2
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 
 import httpx2
@@ -162,3 +163,95 @@ async def test_only_plain_http():
     async with httpx2.AsyncClient(transport=PooledTransport(max_idle=1)) as client:
         with pytest.raises(httpx2.UnsupportedProtocol):
             await client.get("https://127.0.0.1:1/ping")
+
+
+async def scripted(script) -> tuple[asyncio.Server, list[bytes]]:
+    """A server whose ``script(server, connection_number, request_number_on_it)`` gives each request's answer: bytes
+    to write, None to close the connection without answering, or ``(bytes,)`` to write them and then close."""
+    requests: list[bytes] = []
+    opened: list[int] = []
+    holder: list[asyncio.Server] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        opened.append(1)
+        number = len(opened)
+        for index in itertools.count():
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            lengths = [int(v.split(b":")[1]) for v in head.split(b"\r\n") if v.lower().startswith(b"content-length")]
+            requests.append(head + await reader.readexactly(lengths[0] if lengths else 0))
+            answer = script(holder[0], number, index)
+            if answer is None:
+                break
+            writer.write(answer[0] if isinstance(answer, tuple) else answer)
+            await writer.drain()
+            if isinstance(answer, tuple):
+                break
+        writer.close()
+
+    holder.append(await asyncio.start_server(handle, "127.0.0.1", 0))
+    return holder[0], requests
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+async def post_twice(server: asyncio.Server) -> list:
+    """Two requests on one client: the second on the connection the first kept alive; results or exceptions."""
+    results = []
+    async with httpx2.AsyncClient(transport=PooledTransport(max_idle=1), timeout=httpx2.Timeout(2.0)) as client:
+        for body in (b"{}", b"[]"):
+            try:
+                results.append(await client.post(f"http://127.0.0.1:{port_of(server)}/x", content=body))
+            except httpx2.HTTPError as err:
+                results.append(err)
+    server.close()
+    return results
+
+
+async def test_a_request_on_a_connection_closed_under_it_is_sent_again_on_a_fresh_one():
+    """The race the idle check cannot see: the server closes the kept-alive connection as the request arrives."""
+    server, requests = await scripted(lambda server, connection, index: OK if index == 0 else None)
+    first, second = await post_twice(server)
+    assert first.status_code == 200 and second.status_code == 200 and second.content == b"ok"
+    assert [r[-2:] for r in requests] == [b"{}", b"[]", b"[]"]  # the second request twice: the resend
+
+
+async def test_an_answer_cut_after_its_head_is_not_sent_again():
+    cut = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"  # the head, then the connection closes
+    server, requests = await scripted(lambda server, connection, index: [OK, (cut,)][index] if connection == 1 else OK)
+    first, second = await post_twice(server)
+    assert first.status_code == 200
+    assert isinstance(second, httpx2.RemoteProtocolError)  # may have reached a worker: the retry policy's LOST
+    assert [r[-2:] for r in requests] == [b"{}", b"[]"]  # sent once
+
+
+async def test_a_resend_that_cannot_connect_is_a_read_error_not_a_connect_error():
+    """The request may have reached TorchServe before the connection went: not "never sent" (ConnectError)."""
+
+    def script(server: asyncio.Server, connection: int, index: int) -> bytes | None:
+        if index == 0:
+            return OK
+        server.close()  # stops listening: the resend's connection is refused
+        return None
+
+    server, requests = await scripted(script)
+    first, second = await post_twice(server)
+    assert first.status_code == 200
+    assert isinstance(second, httpx2.ReadError) and not isinstance(second, httpx2.ConnectError)
+
+
+async def test_bodiless_answers_and_chunked_ones_and_the_headers_handed_on():
+    answers = [
+        b"HTTP/1.1 204 No Content\r\nServer: ts\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-NER-Batch-Size: 3\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    ]
+    server, requests = await scripted(lambda server, connection, index: answers[index])
+    first, second = await post_twice(server)
+    assert first.status_code == 204 and first.content == b""
+    assert second.status_code == 200 and second.json() == {} and second.headers["x-ner-batch-size"] == "3"
+    assert "transfer-encoding" not in second.headers
+    assert all(b"accept-encoding" not in r.lower() and b"transfer-encoding" not in r.lower() for r in requests)
+    assert len(requests) == 2
