@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -175,7 +176,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f", quantization {args.quantization}" if args.quantization else "",
             model_dir,
         )
-        subprocess.run(command, check=True)
+        # torch-model-archiver copies the files into tempfile.gettempdir()/<model name> (removing what is there)
+        # before packing: a private TMPDIR keeps two archives of one name apart, and leaves /tmp/ner_model alone.
+        private_tmp = staging / "tmp"
+        private_tmp.mkdir()
+        subprocess.run(command, check=True, env={**os.environ, "TMPDIR": str(private_tmp)})
         target = args.export_path / f"{file_name}.mar"
         (staging / f"{args.name}.mar").replace(target)
     finally:

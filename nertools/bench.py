@@ -249,30 +249,42 @@ async def bench_latency_mix(
     url: str, mix: list[tuple[str, str]], clients: int, token: str | None = None, document_url: str | None = None
 ) -> dict[str, Any]:
     """``clients`` closed-loop REST clients sending ``mix`` in order (documents to ``document_url`` when given);
-    latency per kind of text."""
-    import httpx2
-
+    latency per kind of text. Each client keeps one ``nertools.http_load.Connection`` per URL it sends to."""
     queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
     for item in mix:
         queue.put_nowait(item)
     latencies: dict[str, list[float]] = {}
     errors: dict[str, int] = {}
-    headers = {"Authorization": f"Bearer {token}"} if token else None
-    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx2.AsyncClient(timeout=300, limits=limits, headers=headers) as client:
+    headers = [("Authorization", f"Bearer {token}")] if token else []
+    connections: list[Connection] = []
 
-        async def worker() -> None:
-            for kind, text in drained(queue):
-                started = time.perf_counter()
-                target = document_url if document_url and kind == "document" else url
-                response = await client.post(target, json={"text": text})
-                latencies.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
-                errors[kind] = errors.get(kind, 0) + (response.status_code != 200)
+    def connection_to(target: str, own: dict[str, Connection]) -> Connection:
+        if target not in own:
+            own[target] = Connection(target)
+            connections.append(own[target])
+        return own[target]
 
-        await client.post(url, json={"text": SHORT_SENTENCE})  # connection + warm path
+    async def worker() -> None:
+        own: dict[str, Connection] = {}
+        for kind, text in drained(queue):
+            target = document_url if document_url and kind == "document" else url
+            body = json.dumps({"text": text}).encode("utf-8")
+            started = time.perf_counter()
+            status, _ = await connection_to(target, own).post(body, headers=headers)
+            latencies.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
+            errors[kind] = errors.get(kind, 0) + (status != 200)
+
+    try:
+        warm = Connection(url)
+        connections.append(warm)
+        await warm.post(json.dumps({"text": SHORT_SENTENCE}).encode("utf-8"), headers=headers)  # the warm path
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
+        async with asyncio.TaskGroup() as group:  # one client failing stops the others
+            for _ in range(clients):
+                group.create_task(worker())
         seconds = time.perf_counter() - started
+    finally:
+        await asyncio.gather(*(connection.close() for connection in connections))
     return latency_rows(latencies, errors, seconds)
 
 
@@ -672,7 +684,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="--latency-mix requests in all [%(default)s]")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for noisy in ("httpx", "httpx2", "httpcore"):  # one INFO line per request would cost the client CPU
+    for noisy in ("httpx", "httpcore"):  # transformers' hub client, should anything in-process reach for it
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.latency_mix:
         mix = latency_mix(args.seed, args.requests, args.every, args.document_chars)

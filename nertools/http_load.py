@@ -54,9 +54,12 @@ class Connection:
         """Whether the connection is open and the server has not closed it (as far as can be seen while idle)."""
         return not (self._reader is None or self._writer is None or self._writer.is_closing() or self._reader.at_eof())
 
-    async def post(self, body: bytes, content_type: str = "application/json") -> tuple[int, bytes]:
-        """POST ``body`` to ``url``'s path; the response's status and body (see ``request``)."""
-        status, _, content = await self.request("POST", self.path, body, [("Content-Type", content_type)])
+    async def post(
+        self, body: bytes, content_type: str = "application/json", headers: Sequence[tuple[str, str]] = ()
+    ) -> tuple[int, bytes]:
+        """POST ``body`` to ``url``'s path (with ``headers`` besides its Content-Type); the response's status and
+        body (see ``request``)."""
+        status, _, content = await self.request("POST", self.path, body, [("Content-Type", content_type), *headers])
         return status, content
 
     async def request(

@@ -75,3 +75,16 @@ def test_validation_sees_only_the_packed_files(tiny_checkpoint, tmp_path, monkey
     assert main(["--model-dir", str(tiny_checkpoint), "--export-path", str(store)]) == 2
     assert any("the tokenizer has no vocabulary beyond its 5 special tokens" in m for m in caplog.messages)
     assert list(store.iterdir()) == []
+
+
+def test_the_archiver_stages_in_a_private_temporary_directory(tiny_checkpoint, tmp_path, monkeypatch):
+    """torch-model-archiver copies into tempfile.gettempdir()/<model name>, removing what is there: an archive must
+    not touch another one's (or a user's) /tmp/ner_model."""
+    shared = tmp_path / "shared_tmp"
+    (shared / "ner_model").mkdir(parents=True)
+    (shared / "ner_model" / "another_build.txt").write_text("in use")
+    monkeypatch.setenv("TMPDIR", str(shared))
+    store = tmp_path / "store"
+    assert main(["--model-dir", str(tiny_checkpoint), "--export-path", str(store)]) == 0
+    assert (shared / "ner_model" / "another_build.txt").read_text() == "in use"
+    assert [p.name for p in store.iterdir()] == ["ner_model.mar"]

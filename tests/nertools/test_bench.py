@@ -211,3 +211,53 @@ def test_every_served_row_is_read_against_the_raw_ceiling():
     ]
     assert ceiling_ratios(rows) == {"torchserve_rest c32": 0.8, "torchserve_rest_bulk c4": 1.2}
     assert ceiling_ratios(rows, TORCH_LINEAR_CEILING) == {"torchserve_rest c32": 1.6, "torchserve_rest_bulk c4": 2.4}
+
+
+def test_the_latency_mix_sends_each_kind_where_it_belongs_with_the_key():
+    """bench_latency_mix against real socket servers: documents to the document URL, short texts to the other,
+    the Authorization header on every request, latencies per kind, a 503 counted as an error."""
+    import asyncio
+
+    from nertools.bench import bench_latency_mix
+
+    seen: dict[str, list[bytes]] = {"short": [], "documents": []}
+
+    def server(name: str, status: bytes):
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    length = next(
+                        int(v.split(b":")[1]) for v in head.split(b"\r\n") if v.lower().startswith(b"content-length")
+                    )
+                    seen[name].append(head + await reader.readexactly(length))
+                    writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 2\r\n\r\n{}")
+                    await writer.drain()
+            except asyncio.IncompleteReadError:
+                writer.close()
+
+        return handle
+
+    async def run() -> dict:
+        short = await asyncio.start_server(server("short", b"200 OK"), "127.0.0.1", 0)
+        documents = await asyncio.start_server(server("documents", b"503 Service Unavailable"), "127.0.0.1", 0)
+        try:
+            mix = [("short", "Hi Rome"), ("document", "A long one."), ("short", "Oslo"), ("short", "Bern")]
+            return await bench_latency_mix(
+                f"http://127.0.0.1:{short.sockets[0].getsockname()[1]}/predictions/ner_model",
+                mix,
+                clients=2,
+                token="id.secret",
+                document_url=f"http://127.0.0.1:{documents.sockets[0].getsockname()[1]}/predictions/docs",
+            )
+        finally:
+            short.close()
+            documents.close()
+
+    result = asyncio.run(run())
+    assert result["kinds"]["short"]["requests"] == 3 and result["kinds"]["short"]["errors"] == 0
+    assert result["kinds"]["document"] == {**result["kinds"]["document"], "requests": 1, "errors": 1}
+    assert len(seen["short"]) == 4 and len(seen["documents"]) == 1  # the warm-up request goes to the short URL
+    assert all(b"\r\nAuthorization: Bearer id.secret\r\n" in request for request in seen["short"] + seen["documents"])
+    assert seen["documents"][0].startswith(b"POST /predictions/docs HTTP/1.1\r\n")
+    assert seen["documents"][0].endswith(b'{"text": "A long one."}')
