@@ -24,9 +24,10 @@ from ts.metrics.dimension import Dimension
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.torch_handler.base_handler import BaseHandler
 
-from model import BertTokenClassifier, onednn_linear_unavailable, prepack_linears, quantize_int8_dynamic
+from model import BertTokenClassifier, quantize_int8_dynamic
 from nerserve.batch import PreparedBatch, build_responses, prepare_batch
 from nerserve.bodies import BatchBodies, Body, fail_requests, parse_body, piece_limit_errors
+from nerserve.linear_kernels import onednn_linear_unavailable, prepack_linears
 from nerserve.memory import MemoryReleaser, padded_pieces
 from nerserve.priority import lower_cpu_priority
 from nerserve.protocol import BATCH_SIZE_HEADER, MODEL_VERSION_HEADER, OTHER_SEGMENT, is_document_lane

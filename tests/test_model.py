@@ -334,7 +334,7 @@ def test_prepacked_linears_give_the_logits_of_transformers(checkpoint_512):
     """oneDNN's GEMM on reordered weights in place of every nn.Linear: both forwards keep transformers' logits."""
     from transformers import BertForTokenClassification
 
-    from model import PrepackedLinear, onednn_linear_unavailable, prepack_linears
+    from nerserve.linear_kernels import PrepackedLinear, onednn_linear_unavailable, prepack_linears
 
     assert onednn_linear_unavailable() is None  # torch==2.13.0's CPU wheel, as pinned, has the ops
     ours = BertTokenClassifier.from_checkpoint(checkpoint_512)
@@ -352,7 +352,8 @@ def test_prepacked_linears_give_the_logits_of_transformers(checkpoint_512):
 
 
 def test_prepacked_linears_cover_a_deeper_classic_head_and_leave_int8_alone(classic_checkpoint, checkpoint_512):
-    from model import prepack_linears, quantize_int8_dynamic
+    from model import quantize_int8_dynamic
+    from nerserve.linear_kernels import prepack_linears
 
     model = BertTokenClassifier.from_checkpoint(classic_checkpoint)
     ids, mask, lengths = random_rows(5, model.config.vocab_size, max_length=64)
@@ -365,26 +366,27 @@ def test_prepacked_linears_cover_a_deeper_classic_head_and_leave_int8_alone(clas
 
 
 def test_onednn_linear_unavailable_says_why(monkeypatch):
-    import model
+    from nerserve import linear_kernels
 
     monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
-    assert model.onednn_linear_unavailable() == "this torch build has no oneDNN"
+    assert linear_kernels.onednn_linear_unavailable() == "this torch build has no oneDNN"
     monkeypatch.undo()
 
     def failing(*args):
         raise RuntimeError("could not create a primitive\nmore")
 
     monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", failing)
-    assert model.onednn_linear_unavailable() == "oneDNN's linear failed here (could not create a primitive)"
+    assert linear_kernels.onednn_linear_unavailable() == "oneDNN's linear failed here (could not create a primitive)"
     monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", lambda x, w, b, *rest: torch.zeros(3, 5))
-    assert model.onednn_linear_unavailable() == "oneDNN's linear disagreed with torch's on a test product"
+    assert linear_kernels.onednn_linear_unavailable() == "oneDNN's linear disagreed with torch's on a test product"
 
 
 # Run in a fresh interpreter: oneDNN and ideep read their cache sizes once, at the process's first primitive.
 CACHE_GROWTH_SCRIPT = """
 import ctypes, torch
 from transformers import BertConfig
-from model import BertTokenClassifier, onednn_linear_unavailable, prepack_linears
+from model import BertTokenClassifier
+from nerserve.linear_kernels import onednn_linear_unavailable, prepack_linears
 def rss_mb():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
 config = BertConfig(vocab_size=100, hidden_size=384, num_hidden_layers=1, num_attention_heads=6,
@@ -406,7 +408,8 @@ print(rss_mb() - before)
 
 def test_onednn_primitive_caches_stay_bounded_over_many_pass_shapes():
     """Every packed pass has its own token count, so oneDNN makes primitives per shape; the default caches (1,024
-    each) kept ~300 MB of them on this model, the bounded ones (model.ONEDNN_CACHE_CAPACITY) a few MB."""
+    each) kept ~300 MB of them on this model, the bounded ones (nerserve.linear_kernels.ONEDNN_CACHE_CAPACITY) a few
+    MB."""
     import os
     import subprocess
     import sys

@@ -45,7 +45,7 @@ class ForwardMode(enum.StrEnum):
 class LinearKernels(enum.StrEnum):
     """Which kernels run the fp32 Linear layers on CPU (docs/PERFORMANCE.md, "Linear kernels")."""
 
-    # oneDNN's GEMM on weights reordered once at load (model.PrepackedLinear); where the op is missing or fails its
+    # oneDNN's GEMM on weights reordered once at load (nerserve.linear_kernels); where the op is missing or fails its
     # check at load, torch's own, said in the ready log line.
     ONEDNN = "onednn"
     # torch's nn.Linear as it is (MKL's sgemm on x86 builds).

@@ -188,7 +188,7 @@ def test_int8_quantization_switch_serves_close_scores(tiny_checkpoint, tiny_hand
 def linear_kinds(handler):
     import torch
 
-    from model import PrepackedLinear
+    from nerserve.linear_kernels import PrepackedLinear
 
     kinds = {"torch": torch.nn.Linear, "onednn": PrepackedLinear, "int8": torch.ao.nn.quantized.dynamic.Linear}
     return {name for name, kind in kinds.items() for m in handler.model.modules() if type(m) is kind}
