@@ -23,7 +23,7 @@ import collections
 
 import httpx2
 
-from nertools.http_load import BadAnswer, ConnectFailed, Connection
+from nertools.http_load import ConnectFailed, Connection
 
 # Not forwarded: the body is always sent whole with its Content-Length, each connection is kept alive by this
 # transport, and answers are not asked to be compressed.
@@ -65,7 +65,7 @@ class PooledTransport(httpx2.AsyncBaseTransport):
             raise (httpx2.ConnectTimeout if timed_out else httpx2.ConnectError)(str(err), request=request) from None
         except TimeoutError:
             raise httpx2.ReadTimeout("TorchServe sent no answer within the read timeout", request=request) from None
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, BadAnswer, ValueError) as err:
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as err:  # ValueError: BadAnswer too
             message = f"TorchServe's answer ended early or is not HTTP ({type(err).__name__})"
             raise httpx2.RemoteProtocolError(message, request=request) from None
         except OSError as err:

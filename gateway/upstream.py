@@ -134,14 +134,14 @@ class TorchServeClient:
         limits = httpx2.Limits(
             max_connections=settings.upstream_concurrency + 4, max_keepalive_connections=settings.upstream_concurrency
         )
-        # trust_env=False: TorchServe is reached directly; an HTTP(S)_PROXY meant for the outside world must not
-        # capture loopback traffic.
         # Without a transport given (tests give theirs), plain-http TorchServes are reached through pooled lean
         # connections (gateway.transport), which cost less per message than httpx2's own pool; https through httpx2's.
         if transport is None and all(
             url.startswith("http://") for url in (settings.inference_url, settings.management_url)
         ):
             transport = PooledTransport(max_idle=2 * settings.upstream_concurrency + 4)  # two lanes, describe
+        # trust_env=False: TorchServe is reached directly; an HTTP(S)_PROXY meant for the outside world must not
+        # capture loopback traffic.
         self._client = httpx2.AsyncClient(timeout=timeout, limits=limits, transport=transport, trust_env=False)
         # Slots bound requests in flight to TorchServe across all clients (its job queue answers 503 when full).
         self.model_lane = self._lane(settings.model_name)

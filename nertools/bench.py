@@ -256,35 +256,28 @@ async def bench_latency_mix(
     latencies: dict[str, list[float]] = {}
     errors: dict[str, int] = {}
     headers = [("Authorization", f"Bearer {token}")] if token else []
-    connections: list[Connection] = []
+    # Each client's connections, one per URL it sends to.
+    own = [{target: Connection(target) for target in {url, document_url or url}} for _ in range(clients)]
 
-    def connection_to(target: str, own: dict[str, Connection]) -> Connection:
-        if target not in own:
-            own[target] = Connection(target)
-            connections.append(own[target])
-        return own[target]
-
-    async def worker() -> None:
-        own: dict[str, Connection] = {}
+    async def worker(connections: dict[str, Connection]) -> None:
         for kind, text in drained(queue):
             target = document_url if document_url and kind == "document" else url
             body = json.dumps({"text": text}).encode("utf-8")
             started = time.perf_counter()
-            status, _ = await connection_to(target, own).post(body, headers=headers)
+            status, _ = await connections[target].post(body, headers=headers)
             latencies.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
             errors[kind] = errors.get(kind, 0) + (status != 200)
 
     try:
-        warm = Connection(url)
-        connections.append(warm)
-        await warm.post(json.dumps({"text": SHORT_SENTENCE}).encode("utf-8"), headers=headers)  # the warm path
+        warm = json.dumps({"text": SHORT_SENTENCE}).encode("utf-8")
+        await own[0][url].post(warm, headers=headers)  # the warm path
         started = time.perf_counter()
         async with asyncio.TaskGroup() as group:  # one client failing stops the others
-            for _ in range(clients):
-                group.create_task(worker())
+            for connections in own:
+                group.create_task(worker(connections))
         seconds = time.perf_counter() - started
     finally:
-        await asyncio.gather(*(connection.close() for connection in connections))
+        await asyncio.gather(*(connection.close() for connections in own for connection in connections.values()))
     return latency_rows(latencies, errors, seconds)
 
 
