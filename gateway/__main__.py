@@ -83,6 +83,7 @@ def uvicorn_options(settings: GatewaySettings) -> dict[str, Any]:
         "access_log": False,
         "server_header": False,
         "ws_max_size": settings.max_message_bytes,
+        "ws_per_message_deflate": settings.ws_compression,
         # uvicorn times out neither a request head nor a connection that never sends one; this protocol does.
         "http": with_header_timeout(settings.header_timeout_s),
         # uvicorn's type says int; it is only handed to call_later.

@@ -71,6 +71,9 @@ class GatewaySettings(BaseSettings):
     max_message_bytes: int = Field(DEFAULT_MAX_REQUEST_BYTES, ge=1024)
     max_text_chars: int = Field(DEFAULT_MAX_TEXT_CHARS, ge=1)
     max_in_flight_per_connection: int = Field(8, ge=1, le=1024)
+    # permessage-deflate on WebSockets when the client offers it: off by default, as compressing every small reply
+    # cost the gateway about a third more CPU per message at 8 connections (docs/GATEWAY.md, "WebSocket").
+    ws_compression: bool = False
     upstream_concurrency: int = Field(64, ge=1, le=4096)
     upstream_timeout_s: float = Field(60.0, gt=0)
     retry_deadline_s: float = Field(30.0, ge=0)

@@ -1,7 +1,7 @@
 """/ws/entities: auth (1008), size (1009), error replies, concurrency, ordering, backpressure, retries, Origin.
 
 In-process with Starlette's TestClient, except what only a real server shows (``start_live``: uvicorn in a
-thread, a real ``websockets`` client): a client leaving, keepalive under backpressure, shutdown.
+thread, a real ``websockets`` client): a client leaving, keepalive under backpressure, shutdown, compression.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from starlette.websockets import WebSocketDisconnect
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import PerMessageDeflate
 
 import gateway.__main__
 import gateway.websocket
@@ -365,3 +366,16 @@ async def test_shutdown_closes_websockets_with_1012_at_once(start_live):
             await ws.recv()
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012
     assert time.monotonic() - started < 5 and live.fake.cancelled == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("compression", [False, True], ids=["default: off", "NER_GATEWAY_WS_COMPRESSION=1"])
+async def test_permessage_deflate_is_accepted_only_when_configured(start_live, compression):
+    """The client offers permessage-deflate (websockets does by default); the gateway takes it only when asked."""
+    live = start_live() if not compression else start_live(ws_compression=True)
+    async with open_socket(live, compression="deflate") as ws:
+        await ws.send(json.dumps({"id": 1, "text": "Angela Merkel visited Paris"}))
+        reply = json.loads(await ws.recv())
+        negotiated = [type(extension) for extension in ws.protocol.extensions]
+    assert reply["id"] == 1 and reply["entities"] == fake_entities("Angela Merkel visited Paris")
+    assert negotiated == ([PerMessageDeflate] if compression else [])
