@@ -38,7 +38,8 @@ def classic_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_server(tmp_path_factory, tiny_checkpoint, java_available):
     """One real TorchServe for the session serving the tiny checkpoint as ner_model, batches of up to 8 in 50 ms."""
-    from tests.support.torchserve import TorchServe, build_archive
+    from nertools.local_torchserve import TorchServe
+    from tests.support.torchserve import build_archive
 
     workdir = tmp_path_factory.mktemp("ts")
     store = workdir / "model_store"

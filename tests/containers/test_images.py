@@ -15,9 +15,9 @@ import pytest
 import requests
 from websockets.asyncio.client import connect
 
+from nertools.ports import free_port, free_ports
 from tests.support.podman import BuiltImages, Podman
 from tests.support.polling import wait_until
-from tests.support.ports import free_port, free_ports
 
 pytestmark = pytest.mark.container
 

@@ -128,7 +128,8 @@ def test_the_hand_written_set_as_one_long_document(demo_handler):
 
 @pytest.mark.integration  # a real TorchServe, like everything under an integration/ folder
 def test_demo_archive_in_torchserve(tmp_path, java_available):
-    from tests.support.torchserve import TorchServe, build_archive
+    from nertools.local_torchserve import TorchServe
+    from tests.support.torchserve import build_archive
 
     store = tmp_path / "store"
     build_archive(DEMO_MODEL_DIR, store)

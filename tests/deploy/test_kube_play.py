@@ -14,9 +14,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from nertools.manifests import kube_play, render, to_yaml
+from nertools.ports import free_ports
 from tests.support.paths import ROOT
 from tests.support.polling import wait_until
-from tests.support.ports import free_ports
 
 pytestmark = pytest.mark.container
 

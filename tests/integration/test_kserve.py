@@ -25,12 +25,13 @@ import pytest
 import requests
 
 from nertools.kserve import build_layout
+from nertools.local_torchserve import VENV_BIN, TorchServe
 from nertools.ready import wait_ready
 from nertools.torchserve import read_properties
 from tests.support.handler_harness import load_handler, run_batch
 from tests.support.polling import wait_until
 from tests.support.prometheus_text import scrape
-from tests.support.torchserve import VENV_BIN, TorchServe, build_archive
+from tests.support.torchserve import build_archive
 
 TEXTS = [
     "Angela Merkel met Tim Cook in Berlin.",

@@ -17,8 +17,9 @@ import pytest
 import requests
 
 from nerserve.settings import DEFAULT_MAX_TEXT_PIECES
+from nertools.local_torchserve import TorchServe
 from tests.support.polling import wait_until
-from tests.support.torchserve import TorchServe, build_archive
+from tests.support.torchserve import build_archive
 
 # How far above its warmed-up baseline the worker may stay once big batches are answered: between what the tiny
 # model's worker measured with the release and without it (docs/PERFORMANCE.md, "Memory").

@@ -15,9 +15,9 @@ import pytest
 import requests
 import yaml
 
+from nertools.ports import free_port
 from tests.support.paths import ROOT
 from tests.support.polling import wait_until
-from tests.support.ports import free_port
 from tests.support.prometheus_text import scrape, value
 
 METRICS_DOC = ROOT / "docs" / "METRICS.md"

@@ -17,12 +17,13 @@ import pytest
 import requests
 
 from nerserve.protocol import document_lane
+from nertools.local_torchserve import TorchServe
 from nertools.torchserve import read_properties
 from tests.support.instances import instance_env
 from tests.support.paths import ROOT
 from tests.support.polling import wait_until
 from tests.support.tiny_models import build_hf_checkpoint
-from tests.support.torchserve import TorchServe, build_archive
+from tests.support.torchserve import build_archive
 
 CLIENTS = 6
 LANE = document_lane("ner_model")

@@ -3,6 +3,7 @@
 
 import asyncio
 import math
+import time
 
 import numpy as np
 import pytest
@@ -99,6 +100,16 @@ def test_the_in_process_rows_run_on_the_handlers_data_path(tiny_checkpoint):
     for row in (bench_raw_ceiling(handler, texts, batch_size=2), bench_handler(handler, texts, batch_size=2)):
         assert tuple(row) == RESULT_KEYS and row["texts"] == len(texts) and row["errors"] == 0
     assert len(single_forward_latency(handler, threads=1, runs=3)) == 3
+
+
+def test_the_after_idle_forward_sleeps_before_every_pass(tiny_checkpoint, monkeypatch):
+    handler = load_handler(tiny_checkpoint)
+    starts: list[float] = []
+    forward = handler.inference
+    monkeypatch.setattr(handler, "inference", lambda batch: (starts.append(time.perf_counter()), forward(batch))[1])
+    assert len(single_forward_latency(handler, threads=1, runs=4, idle_s=0.05)) == 4
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    assert len(starts) == 9 and min(gaps) >= 0.05  # 5 unrecorded warm-up passes, then the 4 measured
 
 
 def test_the_workload_and_the_accuracy_row_use_the_demo_model_package(tiny_checkpoint):

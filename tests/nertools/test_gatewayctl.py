@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from nertools.gatewayctl import KEY_PREFIX, create_key, has_checkpoint, healthy, main, ready_line
+from nertools.ports import free_port
 from tests.support.json_server import json_server
-from tests.support.ports import free_port
 
 
 class FakeGateway:

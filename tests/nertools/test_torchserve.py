@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from nertools.ports import free_port
 from nertools.torchserve import (
     DEFAULT_ADDRESSES,
     address,
@@ -20,7 +21,6 @@ from nertools.torchserve import (
     read_properties,
 )
 from tests.support.paths import ROOT
-from tests.support.ports import free_port
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from nertools.ports import free_ports
 from nertools.torchserve import read_properties
 from tests.support.paths import ROOT
-from tests.support.ports import free_ports
 
 
 def instance_env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int], Path]:

@@ -14,11 +14,11 @@ import uvicorn
 
 from gateway.__main__ import uvicorn_options
 from gateway.app import create_app
+from nertools.ports import free_port
 from tests.support.fake_torchserve import FakeTorchServe
 from tests.support.gateway_harness import make_settings
 from tests.support.paths import ROOT
 from tests.support.polling import wait_until
-from tests.support.ports import free_port
 
 
 class LiveGateway:

@@ -13,8 +13,8 @@ import requests
 import websockets
 from websockets.asyncio.client import connect
 
+from nertools.ports import free_port
 from tests.support.paths import ROOT
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""Free loopback ports for test servers (tests never bind 8080-8082 or 8000)."""
+"""Free loopback ports for servers started by the tools and the tests (which never bind 8080-8082 or 8000)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def free_ports(*names: str) -> dict[str, int]:
 
 
 def free_port() -> int:
-    """A port nothing listens on now (bind-then-release: a small race, acceptable for tests)."""
+    """A port nothing listens on now (bind-then-release: a small race, acceptable for tests and measurements)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]

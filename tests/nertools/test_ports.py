@@ -1,10 +1,10 @@
-"""tests.support.ports: the ports a test server gets are free and, within one call, distinct."""
+"""nertools.ports: the ports a server gets are free and, within one call, distinct."""
 
 from __future__ import annotations
 
 import socket
 
-from tests.support.ports import free_ports
+from nertools.ports import free_ports
 
 
 def test_free_ports_are_distinct_and_bindable():
