@@ -107,6 +107,20 @@ def write_config_override(source: Path, target: Path, handler_values: dict[str, 
     target.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
 
 
+def run_archiver(arguments: Sequence[str], private_tmp: Path, quiet: bool = False) -> None:
+    """torch-model-archiver ``arguments`` (the venv's when it is not on PATH), with ``private_tmp`` (made here, left
+    for the caller to remove) as its TMPDIR: it copies the files into tempfile.gettempdir()/<model name>, removing
+    what is there, before packing, so two archives of one name would collide (or a user's own /tmp/ner_model go)."""
+    archiver = shutil.which("torch-model-archiver") or str(Path(sys.executable).parent / "torch-model-archiver")
+    private_tmp.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [archiver, *arguments],
+        check=True,
+        env={**os.environ, "TMPDIR": str(private_tmp)},
+        stdout=subprocess.DEVNULL if quiet else None,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = parse_args(argv)
@@ -125,7 +139,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     args.export_path.mkdir(parents=True, exist_ok=True)
     file_name = f"{args.name}_v{args.version}" if args.versioned else args.name
-    archiver = shutil.which("torch-model-archiver") or str(Path(sys.executable).parent / "torch-model-archiver")
     # torch-model-archiver names the file after --model-name; build under a staging name, then move into place.
     staging = args.export_path / f".staging-{file_name}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -148,7 +161,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = staging / "model_config.yaml"
             write_config_override(args.config, config, {"quantization": args.quantization})
         command = [
-            archiver,
             "--model-name",
             args.name,
             "--version",
@@ -176,11 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f", quantization {args.quantization}" if args.quantization else "",
             model_dir,
         )
-        # torch-model-archiver copies the files into tempfile.gettempdir()/<model name> (removing what is there)
-        # before packing: a private TMPDIR keeps two archives of one name apart, and leaves /tmp/ner_model alone.
-        private_tmp = staging / "tmp"
-        private_tmp.mkdir()
-        subprocess.run(command, check=True, env={**os.environ, "TMPDIR": str(private_tmp)})
+        run_archiver(command, staging / "tmp")
         target = args.export_path / f"{file_name}.mar"
         (staging / f"{args.name}.mar").replace(target)
     finally:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nertools.paths import HANDLER_DIR, MODEL_STORE, TS_CONFIG
-from nertools.torchserve import model_versions, read_properties
+from nertools.torchserve import read_properties, served_batching
 
 MOUNT_PATH = "/mnt/models"  # where KServe's storage initializer puts what it downloaded from storageUri
 INFERENCE_PORT = 8085  # inference and management: KServe's own server listens on 8080 in the same pod
@@ -40,7 +40,6 @@ METRICS_PORT = 8082  # the kserve-torchserve runtime's prometheus.kserve.io/port
 GRPC_PORTS = (7070, 7071)  # TorchServe's defaults, written out so that a reader sees every port the pod binds
 # Copied from the project's config.properties: limits and JVM options that hold wherever TorchServe runs.
 COPIED_KEYS = ("max_request_size", "max_response_size", "vmargs")
-BATCH_KEYS = ("minWorkers", "maxWorkers", "batchSize", "maxBatchDelay", "responseTimeout")
 
 
 class LayoutError(Exception):
@@ -59,16 +58,12 @@ def archive_manifest(mar: Path) -> dict[str, Any]:
 
 def snapshot(properties: dict[str, str], model_name: str, version: str, mar_name: str) -> dict[str, Any]:
     """The ``model_snapshot`` value: the model with the project's workers and batching (config.properties'
-    ``models`` entry for the model, its first version when the archive's version is not listed)."""
+    ``models`` entry for the model: the archive's version when listed, else its default or first version)."""
     try:
-        versions = model_versions(properties, model_name)
+        batching = served_batching(properties, model_name, version)
     except ValueError as err:
-        raise LayoutError(f"{err} to take batching from") from None
-    served = versions.get(version) or next(iter(versions.values()))
-    missing = [key for key in BATCH_KEYS if key not in served]
-    if missing:
-        raise LayoutError(f"the models entry of {model_name!r} does not set {missing}")
-    entry = {"defaultVersion": True, "marName": mar_name, **{key: served[key] for key in BATCH_KEYS}}
+        raise LayoutError(f"no batching for the KServe model: {err}") from None
+    entry = {"defaultVersion": True, "marName": mar_name, **batching}
     return {"name": "startup.cfg", "modelCount": 1, "models": {model_name: {version: entry}}}
 
 

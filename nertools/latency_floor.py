@@ -2,16 +2,17 @@
 
 One client, one request at a time, keep-alive HTTP/1.1 (``nertools.http_load``), no other load:
 
-1. ``loopback``: a bare asyncio HTTP server answering at once (the client, the kernel's loopback, an event loop);
+1. ``loopback``: a bare asyncio HTTP server in a process of its own, answering at once (the client, the
+   loopback, two processes waking up);
 2. ``torchserve_echo``: TorchServe serving a handler that does no work (``nertools/echo_handler.py``) with the
-   batching and workers that config.properties gives ner_model (``batchSize``, ``maxBatchDelay``, workers): the
+   workers and batching that config.properties gives ner_model (``batchSize``, ``maxBatchDelay``, workers): the
    frontend, its queue and batch wait, the worker protocol, on free ports in a temporary directory;
 3. ``idle_penalty``: a fixed piece of Python (JSON round trips of a reply) timed back to back and after sleeping
    as long as an echo request took. A lone client's every request reaches processes that were idle; where idle
    CPUs halt (virtual machines), the code after a halt runs slower, the model's forward included.
 
 A served request of one short sentence costs about ``torchserve_echo`` plus the handler's own stages (the
-``Ner*Seconds`` metrics), each at its after-idle speed. docs/PERFORMANCE.md ("One sentence") uses it. Writes
+``Ner*Seconds`` metrics), each at its after-idle speed: docs/PERFORMANCE.md, "One short sentence". Writes
 ``latency_floor.json``; about a minute.
 """
 
@@ -19,29 +20,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import multiprocessing
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
 
+from nertools.archive import run_archiver
 from nertools.bench import SHORT_SENTENCE, percentile
 from nertools.http_load import Connection
 from nertools.local_torchserve import TorchServe
 from nertools.paths import ROOT, TS_CONFIG
-from nertools.torchserve import model_versions, read_properties
+from nertools.torchserve import read_properties, served_batching
 
 ECHO_HANDLER = Path(__file__).with_name("echo_handler.py")
 BODY = json.dumps({"text": SHORT_SENTENCE}).encode()
 # A reply of the size the demo model gives the short sentence, for the idle-penalty work.
 REPLY = json.dumps({"entities": [{"label": "PER", "text": "Angela Merkel", "start": 0, "end": 13, "score": 0.99}] * 3})
-BATCHING_KEYS = ("batchSize", "maxBatchDelay", "minWorkers", "maxWorkers")
 
 
 def summary(latencies_ms: list[float]) -> dict[str, float]:
@@ -68,62 +71,62 @@ async def sequential_latencies(url: str, warmup: int, requests: int, tick: Calla
     return latencies
 
 
-async def loopback_latencies(warmup: int, requests: int, tick: Callable[[], None]) -> list[float]:
-    """``sequential_latencies`` against an asyncio server that answers ``{}`` as soon as a request is read."""
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                await reader.readexactly(length)
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    server = await asyncio.start_server(answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+async def answer_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answer ``{}`` to every request of a keep-alive connection as soon as its body is read; close the connection
+    when the client does, or on anything that is not a request with a readable Content-Length."""
     try:
-        return await sequential_latencies(f"http://127.0.0.1:{port}/echo", warmup, requests, tick)
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lengths = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+            await reader.readexactly(int(lengths[0].split(b":", 1)[1]) if lengths else 0)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+    except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+        pass
     finally:
-        server.close()
-        await server.wait_closed()
+        writer.close()
 
 
-def served_batching(config: Path, model: str) -> dict[str, Any]:
-    """``model``'s batching and workers in ``config`` (its default version's ``models=`` entry)."""
-    versions = model_versions(read_properties(config), model)
-    chosen = next((v for v in versions.values() if v.get("defaultVersion")), next(iter(versions.values())))
-    missing = [key for key in BATCHING_KEYS if key not in chosen]
-    if missing:
-        raise ValueError(f"{config}: the models entry of {model!r} does not set {missing}")
-    return {key: chosen[key] for key in BATCHING_KEYS}
+def _serve_loopback(pipe: Pipe) -> None:
+    """The loopback server's process: sends its port through ``pipe``, then serves until terminated."""
+
+    async def serve() -> None:
+        server = await asyncio.start_server(answer_at_once, "127.0.0.1", 0)
+        pipe.send(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+@contextlib.contextmanager
+def loopback_server() -> Iterator[str]:
+    """The URL of an ``answer_at_once`` server in a process of its own, stopped on exit."""
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_serve_loopback, args=(sender,), daemon=True)
+    process.start()
+    try:
+        if not receiver.poll(30):
+            raise RuntimeError("the loopback server did not start in 30 s")
+        yield f"http://127.0.0.1:{receiver.recv()}/echo"
+    finally:
+        process.terminate()
+        process.join(10)
 
 
 def archive_echo(store: Path) -> Path:
-    """echo.mar of ``echo_handler.py`` in ``store`` (torch-model-archiver with a private TMPDIR, as in
-    nertools.archive)."""
-    archiver = shutil.which("torch-model-archiver") or str(Path(sys.executable).parent / "torch-model-archiver")
+    """echo.mar of ``echo_handler.py`` in ``store``."""
     private_tmp = store / ".tmp"
-    private_tmp.mkdir(parents=True, exist_ok=True)
-    command = [archiver, "--model-name", "echo", "--version", "1.0", "--handler", str(ECHO_HANDLER)]
-    subprocess.run(
-        [*command, "--export-path", str(store), "--force"],
-        check=True,
-        env={**os.environ, "TMPDIR": str(private_tmp)},
-        stdout=subprocess.DEVNULL,
-    )
-    shutil.rmtree(private_tmp)
+    try:
+        arguments = ["--model-name", "echo", "--version", "1.0", "--handler", str(ECHO_HANDLER)]
+        run_archiver([*arguments, "--export-path", str(store), "--force"], private_tmp, quiet=True)
+    finally:
+        shutil.rmtree(private_tmp, ignore_errors=True)
     return store / "echo.mar"
 
 
 def echo_config(batching: dict[str, Any]) -> str:
-    """The ``models=`` line that serves echo.mar with ``batching``."""
-    entry = {"defaultVersion": True, "marName": "echo.mar", "responseTimeout": 60, **batching}
+    """The ``models=`` line that serves echo.mar with ``batching`` (``nertools.torchserve.served_batching``)."""
+    entry = {"defaultVersion": True, "marName": "echo.mar", **batching}
     return "models=" + json.dumps({"echo": {"1.0": entry}})
 
 
@@ -157,13 +160,17 @@ def idle_penalty(gap_s: float, runs: int = 300) -> dict[str, float]:
 def measure(
     workdir: Path, batching: dict[str, Any], warmup: int, requests: int, tick: Callable[[str], Callable[[], None]]
 ) -> dict[str, Any]:
+    """The three measurements (module docstring); TorchServe runs in ``workdir`` and is stopped whatever happens."""
     result: dict[str, Any] = {"requests": requests, "warmup": warmup}
-    result["loopback"] = summary(asyncio.run(loopback_latencies(warmup, requests, tick("loopback"))))
+    with loopback_server() as url:
+        result["loopback"] = summary(asyncio.run(sequential_latencies(url, warmup, requests, tick("loopback"))))
     store = workdir / "store"
+    store.mkdir(parents=True, exist_ok=True)
     archive_echo(store)
     tick("TorchServe start")()
-    server = TorchServe(workdir, store, "echo=echo.mar", extra_config=echo_config(batching)).start()
+    server = TorchServe(workdir, store, "echo=echo.mar", extra_config=echo_config(batching))
     try:
+        server.start()
         url = f"{server.inference}/predictions/echo"
         latencies = asyncio.run(sequential_latencies(url, warmup, requests, tick("TorchServe echo")))
     finally:
@@ -191,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.requests < 1 or args.warmup < 0:
         parser.error("--requests must be >= 1 and --warmup >= 0")
     try:
-        batching = served_batching(args.config, args.model)
+        batching = served_batching(read_properties(args.config), args.model)
     except (OSError, ValueError) as err:
         parser.error(str(err))
     from tqdm import tqdm
@@ -211,8 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     echo, idle = result["torchserve_echo"], result["idle_penalty"]
     print(
         f"one client, one request at a time, {args.requests} requests after {args.warmup}:\n"
-        f"  loopback HTTP, an asyncio server answering at once: p50 {result['loopback']['p50_ms']} ms, "
-        f"p99 {result['loopback']['p99_ms']} ms\n"
+        f"  loopback HTTP, an asyncio server in another process answering at once: p50 "
+        f"{result['loopback']['p50_ms']} ms, p99 {result['loopback']['p99_ms']} ms\n"
         f"  TorchServe, a handler doing nothing (batchSize {echo['batchSize']}, maxBatchDelay "
         f"{echo['maxBatchDelay']} ms, {echo['minWorkers']} workers): p50 {echo['p50_ms']} ms, p99 {echo['p99_ms']} ms\n"
         f"  the same Python work after {idle['gap_ms']} ms idle: {idle['slowdown']}x its back-to-back time "

@@ -90,7 +90,12 @@ class TorchServe:
             )
         self.process = process
         name = self.models.split("=")[0]
-        if not wait_ready(self.management, name, timeout, alive=lambda: process.poll() is None):
+        try:
+            ready = wait_ready(self.management, name, timeout, alive=lambda: process.poll() is None)
+        except BaseException:  # Ctrl-C while waiting: it runs in a session of its own, so it would stay
+            self.stop()
+            raise
+        if not ready:
             tail = self.log_tail()
             self.stop()
             raise RuntimeError(f"TorchServe did not get a READY worker for {name} in {timeout}s:\n{tail}")
@@ -121,16 +126,16 @@ class TorchServe:
     def stop(self) -> None:
         if self.process is None:
             return
-        subprocess.run(
-            [str(VENV_BIN / "torchserve"), "--stop", "--foreground"],
-            cwd=self.workdir,
-            env=self.env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=60,
-            check=False,
-        )
         try:
+            subprocess.run(
+                [str(VENV_BIN / "torchserve"), "--stop", "--foreground"],
+                cwd=self.workdir,
+                env=self.env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=60,
+                check=False,
+            )
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)

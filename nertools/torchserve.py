@@ -23,6 +23,8 @@ DEFAULT_ADDRESSES = {
     "management_address": "http://127.0.0.1:8081",
     "metrics_address": "http://127.0.0.1:8082",
 }
+# The settings of a models= entry that say how a model is served (workers and dynamic batching).
+BATCH_KEYS = ("minWorkers", "maxWorkers", "batchSize", "maxBatchDelay", "responseTimeout")
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -90,6 +92,18 @@ def model_versions(properties: dict[str, str], model: str) -> dict[str, dict[str
     if not isinstance(versions, dict) or not versions or not all(isinstance(v, dict) for v in versions.values()):
         raise ValueError(f"the models entry of {model!r} lists no version")
     return versions
+
+
+def served_batching(properties: dict[str, str], model: str, version: str | None = None) -> dict[str, Any]:
+    """``model``'s workers and batching (``BATCH_KEYS``) from its ``models=`` entry: ``version``'s when listed, else
+    the default version's, else the first listed. Raises ValueError when the entry or any of the keys is missing."""
+    versions = model_versions(properties, model)
+    default = next((v for v in versions.values() if v.get("defaultVersion")), next(iter(versions.values())))
+    served = versions.get(version, default) if version is not None else default
+    missing = [key for key in BATCH_KEYS if key not in served]
+    if missing:
+        raise ValueError(f"the models entry of {model!r} does not set {missing}")
+    return {key: served[key] for key in BATCH_KEYS}
 
 
 def loaded_models(properties: dict[str, str]) -> list[str]:

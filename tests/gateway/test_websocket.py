@@ -369,7 +369,7 @@ async def test_shutdown_closes_websockets_with_1012_at_once(start_live):
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("compression", [False, True], ids=["default: off", "NER_GATEWAY_WS_COMPRESSION=1"])
+@pytest.mark.parametrize("compression", [False, True], ids=["default: off", "ws_compression on"])
 async def test_permessage_deflate_is_accepted_only_when_configured(start_live, compression):
     """The client offers permessage-deflate (websockets does by default); the gateway takes it only when asked."""
     live = start_live() if not compression else start_live(ws_compression=True)
